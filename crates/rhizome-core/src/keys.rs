@@ -1,0 +1,288 @@
+//! Ed25519 keys and signatures with strict verification.
+//!
+//! A [`PublicKey`] can only be built from a canonical encoding of a point that is not of small
+//! order, so a weak key never enters the system. Verification (single and batch) rejects
+//! non-canonical `S`, non-canonical or small-order `R`, and agrees with ed25519-dalek's
+//! `verify_strict` on every vector in `shared/vectors/ed25519`.
+
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::ids::{decode_hex, IdError};
+
+/// Why a key or signature is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The text is not a key or signature of the right length in lowercase hex.
+    #[error("{0}")]
+    Encoding(#[from] IdError),
+    /// The 32 bytes do not encode a curve point in canonical form.
+    #[error("public key is not a canonical Ed25519 point encoding")]
+    NonCanonicalKey,
+    /// The point has order 1, 2, 4 or 8: any signature would verify for it.
+    #[error("public key is a small-order point")]
+    SmallOrderKey,
+    /// The signature does not verify (or is malleable: non-canonical S or R, small-order R).
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// A checked Ed25519 public key: canonical encoding, not of small order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublicKey([u8; 32]);
+
+/// A 64-byte Ed25519 signature (R || S), not yet checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature([u8; 64]);
+
+/// A private signing key. Never printed, zeroized on drop (by ed25519-dalek).
+#[derive(Clone)]
+pub struct SecretKey(SigningKey);
+
+fn is_canonical_point(bytes: &[u8; 32]) -> Option<curve25519_dalek::EdwardsPoint> {
+    let point = CompressedEdwardsY(*bytes).decompress()?;
+    (point.compress().as_bytes() == bytes).then_some(point)
+}
+
+impl PublicKey {
+    /// Checks the encoding and the order of the point.
+    pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, KeyError> {
+        let point = is_canonical_point(&bytes).ok_or(KeyError::NonCanonicalKey)?;
+        if point.is_small_order() {
+            return Err(KeyError::SmallOrderKey);
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The 32-byte encoding.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// A short fingerprint for people to compare aloud: the first 16 hex characters.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+
+    fn dalek(&self) -> Result<VerifyingKey, KeyError> {
+        VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::NonCanonicalKey)
+    }
+
+    /// Strict verification of `sig` over `message`.
+    pub fn verify(&self, message: &[u8], sig: &Signature) -> Result<(), KeyError> {
+        if !sig.is_strictly_encoded() {
+            return Err(KeyError::BadSignature);
+        }
+        let dsig = ed25519_dalek::Signature::from_bytes(&sig.0);
+        self.dalek()?
+            .verify_strict(message, &dsig)
+            .map_err(|_| KeyError::BadSignature)
+    }
+}
+
+impl Signature {
+    /// Wraps 64 raw bytes.
+    pub const fn from_bytes(bytes: [u8; 64]) -> Self {
+        Self(bytes)
+    }
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 64] {
+        &self.0
+    }
+    /// Lowercase hex, 128 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// S < L, and R a canonical encoding of a point not of small order. These are the checks
+    /// `verify_strict` makes beyond the equation; the batch equation does not make them.
+    pub fn is_strictly_encoded(&self) -> bool {
+        let mut s = [0u8; 32];
+        s.copy_from_slice(&self.0[32..]);
+        if curve25519_dalek::Scalar::from_canonical_bytes(s)
+            .into_option()
+            .is_none()
+        {
+            return false;
+        }
+        let mut r = [0u8; 32];
+        r.copy_from_slice(&self.0[..32]);
+        matches!(is_canonical_point(&r), Some(p) if !p.is_small_order())
+    }
+}
+
+impl SecretKey {
+    /// Builds a key from 32 secret bytes (the RFC 8032 seed). The caller brings the entropy.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(seed))
+    }
+
+    /// The 32 secret bytes, for sealing. Handle with care.
+    pub fn to_seed(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.0.to_bytes())
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        // A key derived from a seed is a multiple of the base point: never small order.
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    /// Ed25519 signature over `message`.
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.0.sign(message).to_bytes())
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(<redacted>, public {})", self.public_key())
+    }
+}
+
+/// Strict batch verification: `true` for each item whose signature verifies.
+///
+/// Items that fail the strict encoding checks are rejected before the batch, because the batch
+/// equation alone would accept some of them. The rest go through ed25519-dalek's batch
+/// equation; if the batch fails, each is checked on its own to name the culprits.
+pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<bool> {
+    let mut ok = vec![false; items.len()];
+    let mut idx = Vec::with_capacity(items.len());
+    let mut keys = Vec::with_capacity(items.len());
+    let mut msgs = Vec::with_capacity(items.len());
+    let mut sigs = Vec::with_capacity(items.len());
+    for (i, (key, msg, sig)) in items.iter().enumerate() {
+        let Ok(vk) = key.dalek() else { continue };
+        if !sig.is_strictly_encoded() {
+            continue;
+        }
+        idx.push(i);
+        keys.push(vk);
+        msgs.push(*msg);
+        sigs.push(ed25519_dalek::Signature::from_bytes(&sig.0));
+    }
+    if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok() {
+        for i in idx {
+            ok[i] = true;
+        }
+    } else {
+        for i in idx {
+            let (key, msg, sig) = &items[i];
+            ok[i] = key.verify(msg, sig).is_ok();
+        }
+    }
+    ok
+}
+
+impl FromStr for PublicKey {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        Self::from_bytes(decode_hex::<32>(s)?)
+    }
+}
+impl FromStr for Signature {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        Ok(Self(decode_hex::<64>(s)?))
+    }
+}
+impl TryFrom<&[u8]> for PublicKey {
+    type Error = KeyError;
+    fn try_from(b: &[u8]) -> Result<Self, KeyError> {
+        let arr = <[u8; 32]>::try_from(b).map_err(|_| IdError::Length {
+            expected: 64,
+            found: b.len() * 2,
+        })?;
+        Self::from_bytes(arr)
+    }
+}
+impl TryFrom<&[u8]> for Signature {
+    type Error = KeyError;
+    fn try_from(b: &[u8]) -> Result<Self, KeyError> {
+        <[u8; 64]>::try_from(b).map(Self).map_err(|_| {
+            KeyError::Encoding(IdError::Length {
+                expected: 128,
+                found: b.len() * 2,
+            })
+        })
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.to_hex())
+    }
+}
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({})", self.to_hex())
+    }
+}
+
+macro_rules! serde_hex {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_hex())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_hex!(PublicKey);
+serde_hex!(Signature);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_key_debug_hides_the_secret() {
+        let sk = SecretKey::from_seed(&[7u8; 32]);
+        let shown = format!("{sk:?}");
+        assert!(shown.contains("redacted"));
+        assert!(!shown.contains(&hex::encode([7u8; 32])));
+    }
+
+    #[test]
+    fn sign_then_verify_single_and_batch() {
+        let sk = SecretKey::from_seed(&[1u8; 32]);
+        let pk = sk.public_key();
+        let sig = sk.sign(b"hello");
+        assert!(pk.verify(b"hello", &sig).is_ok());
+        assert_eq!(pk.verify(b"hellp", &sig), Err(KeyError::BadSignature));
+        let out = verify_batch(&[(pk, b"hello", sig), (pk, b"hellp", sig)]);
+        assert_eq!(out, vec![true, false]);
+    }
+
+    #[test]
+    fn identity_point_is_refused_as_key() {
+        let mut id = [0u8; 32];
+        id[0] = 1;
+        assert_eq!(PublicKey::from_bytes(id), Err(KeyError::SmallOrderKey));
+    }
+}

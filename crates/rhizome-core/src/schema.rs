@@ -1,0 +1,186 @@
+//! The JSON Schemas of the seven known event types, kept in `crates/rhizome-core/schemas/`.
+//!
+//! A local user's new event must pass its type's schema. Imported events of unknown types, or
+//! whose payload fails its schema, are still valid events (an older instance carries a newer
+//! one's events); the views skip them.
+
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// The event types this version understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A new post.
+    Post,
+    /// A comment on an event.
+    Comment,
+    /// A like.
+    Like,
+    /// A reshare.
+    Reshare,
+    /// Star or unstar.
+    Star,
+    /// A tag on an event.
+    TagAdd,
+    /// A change to a circle.
+    CircleUpdate,
+}
+
+const SCHEMAS: [(Kind, &str, &str); 7] = [
+    (Kind::Post, "POST", include_str!("../schemas/POST.json")),
+    (
+        Kind::Comment,
+        "COMMENT",
+        include_str!("../schemas/COMMENT.json"),
+    ),
+    (Kind::Like, "LIKE", include_str!("../schemas/LIKE.json")),
+    (
+        Kind::Reshare,
+        "RESHARE",
+        include_str!("../schemas/RESHARE.json"),
+    ),
+    (Kind::Star, "STAR", include_str!("../schemas/STAR.json")),
+    (
+        Kind::TagAdd,
+        "TAG_ADD",
+        include_str!("../schemas/TAG_ADD.json"),
+    ),
+    (
+        Kind::CircleUpdate,
+        "CIRCLE_UPDATE",
+        include_str!("../schemas/CIRCLE_UPDATE.json"),
+    ),
+];
+
+impl Kind {
+    /// Every known kind.
+    pub const ALL: [Kind; 7] = [
+        Kind::Post,
+        Kind::Comment,
+        Kind::Like,
+        Kind::Reshare,
+        Kind::Star,
+        Kind::TagAdd,
+        Kind::CircleUpdate,
+    ];
+
+    /// The kind named by an event type, if known.
+    pub fn from_type(name: &str) -> Option<Kind> {
+        SCHEMAS
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(k, _, _)| *k)
+    }
+    /// The type name on the wire.
+    pub fn name(self) -> &'static str {
+        SCHEMAS[self as usize].1
+    }
+    /// The JSON Schema text.
+    pub fn schema_text(self) -> &'static str {
+        SCHEMAS[self as usize].2
+    }
+}
+
+/// A payload that fails its type's schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("payload does not match the {kind} schema: {}", .errors.join("; "))]
+pub struct SchemaError {
+    /// The event type.
+    pub kind: &'static str,
+    /// Each violation, with the JSON pointer of the offending value.
+    pub errors: Vec<String>,
+}
+
+fn validators() -> &'static Vec<jsonschema::Validator> {
+    static V: OnceLock<Vec<jsonschema::Validator>> = OnceLock::new();
+    V.get_or_init(|| {
+        SCHEMAS
+            .iter()
+            .map(|(_, name, text)| {
+                // The schemas are compiled into the binary and tested; failure is a build bug.
+                let schema: Value = serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("schema {name} is not JSON: {e}"));
+                jsonschema::validator_for(&schema)
+                    .unwrap_or_else(|e| panic!("schema {name} does not compile: {e}"))
+            })
+            .collect()
+    })
+}
+
+/// Checks `payload` against the schema of `type_name`. `Ok(None)`: the type is unknown, so
+/// there is no schema to check. `Ok(Some(kind))`: known and valid.
+pub fn check(type_name: &str, payload: &Value) -> Result<Option<Kind>, SchemaError> {
+    let Some(kind) = Kind::from_type(type_name) else {
+        return Ok(None);
+    };
+    let errors: Vec<String> = validators()[kind as usize]
+        .iter_errors(payload)
+        .map(|e| {
+            let path = e.instance_path().to_string();
+            let at = if path.is_empty() {
+                "/".to_string()
+            } else {
+                path
+            };
+            format!("{at}: {e}")
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(Some(kind))
+    } else {
+        Err(SchemaError {
+            kind: kind.name(),
+            errors,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const H: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn every_schema_compiles_and_kinds_line_up() {
+        assert_eq!(validators().len(), 7);
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_type(k.name()), Some(k));
+        }
+    }
+
+    #[test]
+    fn valid_and_invalid_payloads() {
+        assert_eq!(
+            check("POST", &json!({"text": "hi", "lang": "en"})),
+            Ok(Some(Kind::Post))
+        );
+        assert!(check("POST", &json!({"text": ""})).is_err());
+        assert!(check("POST", &json!({"text": "x", "extra": 1})).is_err());
+        assert!(check("COMMENT", &json!({"target": "nothex", "text": "x"})).is_err());
+        assert!(check("STAR", &json!({"target": H, "starred": false})).is_ok());
+        assert!(check("STAR", &json!({"target": H})).is_err());
+        assert!(check("TAG_ADD", &json!({"target": H, "tag": "rust"})).is_ok());
+        assert!(check("TAG_ADD", &json!({"target": H, "tag": "two words"})).is_err());
+        assert!(check("CIRCLE_UPDATE", &json!({"circle": "fam", "op": "create"})).is_ok());
+        assert!(check("CIRCLE_UPDATE", &json!({"circle": "fam", "op": "rename"})).is_err());
+        assert!(check(
+            "CIRCLE_UPDATE",
+            &json!({"circle": "fam", "op": "add", "members": []})
+        )
+        .is_err());
+        assert!(check(
+            "CIRCLE_UPDATE",
+            &json!({"circle": "fam", "op": "add", "members": [H]})
+        )
+        .is_ok());
+        assert_eq!(check("FUTURE_THING", &json!({"anything": 1})), Ok(None));
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let e = check("COMMENT", &json!({"target": H, "text": 5})).unwrap_err();
+        assert!(e.errors[0].starts_with("/text:"), "{e}");
+    }
+}
