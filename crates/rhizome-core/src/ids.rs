@@ -137,13 +137,18 @@ impl Hash {
         Self(Sha256::digest(data).into())
     }
 
-    /// The first 8 bytes as a signed integer: a compact index key (collisions are resolved by
-    /// comparing the full hash).
+    /// The first 8 bytes as an integer whose order is the bytes' order: a compact index key
+    /// (collisions are resolved by comparing the full hash; prefixes become integer ranges).
     pub fn prefix_i64(&self) -> i64 {
         let mut b = [0u8; 8];
         b.copy_from_slice(&self.0[..8]);
-        i64::from_be_bytes(b)
+        prefix_key(b)
     }
+}
+
+/// Maps 8 big-endian bytes to an `i64` ordered like the bytes (flips the sign bit).
+pub fn prefix_key(bytes: [u8; 8]) -> i64 {
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
 }
 
 impl InstanceId {
