@@ -1,1 +1,58 @@
-fn main() {}
+//! `rhizome`: the command-line program. Parses arguments, runs one command, and turns errors
+//! into a message on stderr and a documented exit code (see `rhizome --help`).
+
+mod cli;
+mod exit;
+mod home;
+mod identity;
+mod progress;
+mod read;
+mod write;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+use cli::{AuthorCmd, Cli, Command};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let home = home::resolve(cli.home.as_deref())?;
+    let json = cli.json;
+    match &cli.command {
+        Command::Init(a) => {
+            identity::init(&home, &a.name, a.author.as_deref(), a.no_passphrase, json)
+        }
+        Command::Author(AuthorCmd::Add { name }) => identity::author_add(&home, name, json),
+        Command::Author(AuthorCmd::List) => identity::author_list(&home, json),
+        Command::Whoami => identity::whoami(&home, json),
+        Command::Log { author } => read::log(&home, author.as_deref(), json),
+        Command::Verify => read::verify(&home, json),
+        cmd => write::run(&home, cli.as_author.as_deref(), cmd, json),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `rhizome log | head` closes the pipe early: not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::code_of(&e))
+        }
+    }
+}

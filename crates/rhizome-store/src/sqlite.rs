@@ -150,14 +150,20 @@ impl SqliteStore {
         let row = tx
             .prepare_cached("SELECT feed_id, head_seq, head_hash FROM feeds WHERE author = ?1")?
             .query_row([&author.as_bytes()[..]], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<Vec<u8>>>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                ))
             })
             .optional()?;
         let state = match row {
             Some((feed_id, head_seq, head_hash)) => FeedState {
                 feed_id,
                 head_seq: head_seq as u64,
-                head_hash: head_hash.map(|h| hash_col(&h, "feeds.head_hash")).transpose()?,
+                head_hash: head_hash
+                    .map(|h| hash_col(&h, "feeds.head_hash"))
+                    .transpose()?,
                 dirty: false,
             },
             None => {
@@ -172,7 +178,9 @@ impl SqliteStore {
             }
         };
         if state.feed_id >= 1 << 31 {
-            return Err(StoreError::Limit("too many feeds for this store (2^31)".into()));
+            return Err(StoreError::Limit(
+                "too many feeds for this store (2^31)".into(),
+            ));
         }
         cache.insert(*author, state);
         Ok(())
@@ -193,12 +201,15 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
             path: shown,
             detail: e.to_string(),
         },
-        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::DiskFull) => {
-            StoreError::ReadOnly {
-                path: shown,
-                detail: e.to_string(),
-            }
-        }
+        Some(
+            ErrorCode::ReadOnly
+            | ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::DiskFull,
+        ) => StoreError::ReadOnly {
+            path: shown,
+            detail: e.to_string(),
+        },
         _ => StoreError::Sqlite(e),
     }
 }
@@ -264,7 +275,8 @@ impl RawRow {
             location: location.clone(),
             detail,
         };
-        let author = PublicKey::try_from(&self.author[..]).map_err(|e| bad(format!("author: {e}")))?;
+        let author =
+            PublicKey::try_from(&self.author[..]).map_err(|e| bad(format!("author: {e}")))?;
         let header = Header {
             author,
             seq: Seq::new(seq).map_err(|e| bad(e.to_string()))?,
@@ -306,7 +318,8 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| classify(&path, e))?;
-        let exists: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM instance)", [], |r| r.get(0))?;
+        let exists: bool =
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM instance)", [], |r| r.get(0))?;
         if exists {
             return Err(StoreError::AlreadyInitialized);
         }
@@ -404,7 +417,9 @@ impl Store for SqliteStore {
     fn head(&self, feed: &PublicKey) -> Result<Option<(Seq, Hash)>> {
         let row = self
             .conn
-            .prepare_cached("SELECT head_seq, head_hash FROM feeds WHERE author = ?1 AND head_seq > 0")?
+            .prepare_cached(
+                "SELECT head_seq, head_hash FROM feeds WHERE author = ?1 AND head_seq > 0",
+            )?
             .query_row([&feed.as_bytes()[..]], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
             })
@@ -454,7 +469,9 @@ impl Store for SqliteStore {
                         Outcome::Fork { existing }
                     }
                 } else if seq > feed.head_seq + 1 {
-                    Outcome::Gap { head: feed.head_seq }
+                    Outcome::Gap {
+                        head: feed.head_seq,
+                    }
                 } else if h.prev != feed.head_hash {
                     Outcome::PrevMismatch {
                         head_hash: feed.head_hash,
@@ -481,7 +498,9 @@ impl Store for SqliteStore {
                 };
                 outcomes.push(outcome);
             }
-            let mut update = tx.prepare_cached("UPDATE feeds SET head_seq = ?1, head_hash = ?2 WHERE feed_id = ?3")?;
+            let mut update = tx.prepare_cached(
+                "UPDATE feeds SET head_seq = ?1, head_hash = ?2 WHERE feed_id = ?3",
+            )?;
             for f in feeds.values().filter(|f| f.dirty) {
                 update.execute(params![
                     f.head_seq as i64,
@@ -502,7 +521,10 @@ impl Store for SqliteStore {
         let raw = self
             .conn
             .prepare_cached(&sql)?
-            .query_row(params![hash.prefix_i64(), &hash.as_bytes()[..]], RawRow::read)
+            .query_row(
+                params![hash.prefix_i64(), &hash.as_bytes()[..]],
+                RawRow::read,
+            )
             .optional()
             .map_err(|e| self.classify(e))?;
         raw.map(RawRow::decode).transpose()
@@ -510,7 +532,12 @@ impl Store for SqliteStore {
 
     fn find_by_prefix(&self, hex_prefix: &str, limit: usize) -> Result<Vec<Hash>> {
         let p = hex_prefix.as_bytes();
-        if p.is_empty() || p.len() > 64 || !p.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)) {
+        if p.is_empty()
+            || p.len() > 64
+            || !p
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        {
             return Ok(Vec::new());
         }
         let bound = |fill: u8| -> i64 {
@@ -549,7 +576,11 @@ impl Store for SqliteStore {
             Some(k) => {
                 let id: Option<i64> = self
                     .conn
-                    .query_row("SELECT feed_id FROM feeds WHERE author = ?1", [&k.as_bytes()[..]], |r| r.get(0))
+                    .query_row(
+                        "SELECT feed_id FROM feeds WHERE author = ?1",
+                        [&k.as_bytes()[..]],
+                        |r| r.get(0),
+                    )
                     .optional()?;
                 match id {
                     Some(id) => (id << 32, (id << 32) | 0xffff_ffff),
@@ -564,7 +595,9 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare(&sql)?;
         let mut rows = stmt.query([lo, hi]).map_err(|e| self.classify(e))?;
         while let Some(r) = rows.next().map_err(|e| self.classify(e))? {
-            let item = RawRow::read(r).map_err(StoreError::from).and_then(RawRow::decode);
+            let item = RawRow::read(r)
+                .map_err(StoreError::from)
+                .and_then(RawRow::decode);
             if visit(item).is_break() {
                 break;
             }

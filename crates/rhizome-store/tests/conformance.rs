@@ -41,9 +41,21 @@ fn append_extends_feeds_and_reports_each_outcome() {
         let evs = chain(&sk, 5);
         assert_eq!(store.append(&evs[..3]).unwrap(), vec![Outcome::Inserted; 3]);
         // Duplicate, gap, then the right next one, in one call.
-        let out = store.append(&[evs[1].clone(), evs[4].clone(), evs[3].clone()]).unwrap();
-        assert_eq!(out, vec![Outcome::Duplicate, Outcome::Gap { head: 3 }, Outcome::Inserted]);
-        assert_eq!(store.head(&sk.public_key()).unwrap(), Some((Seq::new(4).unwrap(), evs[3].hash)));
+        let out = store
+            .append(&[evs[1].clone(), evs[4].clone(), evs[3].clone()])
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Duplicate,
+                Outcome::Gap { head: 3 },
+                Outcome::Inserted
+            ]
+        );
+        assert_eq!(
+            store.head(&sk.public_key()).unwrap(),
+            Some((Seq::new(4).unwrap(), evs[3].hash))
+        );
 
         // A different event at seq 2 is a fork; one at seq 5 with a wrong prev is refused.
         let other = chain(&sk, 2).pop().unwrap();
@@ -57,7 +69,12 @@ fn append_extends_feeds_and_reports_each_outcome() {
         )
         .unwrap();
         assert_eq!(other, evs[1]);
-        assert_eq!(store.append(&[forged]).unwrap(), vec![Outcome::Fork { existing: evs[1].hash }]);
+        assert_eq!(
+            store.append(&[forged]).unwrap(),
+            vec![Outcome::Fork {
+                existing: evs[1].hash
+            }]
+        );
         let wrong_prev = sign(
             &sk,
             Seq::new(5).unwrap(),
@@ -67,7 +84,10 @@ fn append_extends_feeds_and_reports_each_outcome() {
             Payload::new(json!({"text": "x"})).unwrap(),
         )
         .unwrap();
-        assert!(matches!(store.append(&[wrong_prev]).unwrap()[0], Outcome::PrevMismatch { .. }));
+        assert!(matches!(
+            store.append(&[wrong_prev]).unwrap()[0],
+            Outcome::PrevMismatch { .. }
+        ));
         assert_eq!(store.stats().unwrap().events, 4);
     }
 }
@@ -97,7 +117,10 @@ fn stored_events_read_back_identically_and_verify() {
             .unwrap();
         assert_eq!(seen, vec![1, 2, 3]);
         let clock = store.clock().unwrap();
-        assert_eq!((clock.get(&a.public_key()), clock.get(&b.public_key())), (3, 3));
+        assert_eq!(
+            (clock.get(&a.public_key()), clock.get(&b.public_key())),
+            (3, 3)
+        );
         let prefix = &all[0].hash.to_hex()[..10];
         assert_eq!(store.find_by_prefix(prefix, 5).unwrap(), vec![all[0].hash]);
         assert_eq!(store.find_by_prefix("zz", 5).unwrap(), vec![]);
@@ -123,8 +146,14 @@ fn identity_and_authors() {
             is_default: true,
         };
         store.init(&id, &first).unwrap();
-        assert!(matches!(store.init(&id, &first), Err(StoreError::AlreadyInitialized)));
-        assert!(matches!(store.add_author(&first), Err(StoreError::AuthorExists(_))));
+        assert!(matches!(
+            store.init(&id, &first),
+            Err(StoreError::AlreadyInitialized)
+        ));
+        assert!(matches!(
+            store.add_author(&first),
+            Err(StoreError::AuthorExists(_))
+        ));
         let other = SecretKey::from_seed(&[6; 32]);
         store
             .add_author(&LocalAuthor {
@@ -135,8 +164,14 @@ fn identity_and_authors() {
             })
             .unwrap();
         assert_eq!(store.author(None).unwrap().name, "ana");
-        assert_eq!(store.author(Some("bo")).unwrap().public_key, other.public_key());
-        assert!(matches!(store.author(Some("cy")), Err(StoreError::UnknownAuthor(_))));
+        assert_eq!(
+            store.author(Some("bo")).unwrap().public_key,
+            other.public_key()
+        );
+        assert!(matches!(
+            store.author(Some("cy")),
+            Err(StoreError::UnknownAuthor(_))
+        ));
         assert_eq!(store.identity().unwrap().name, "school");
         assert_eq!(store.authors().unwrap().len(), 2);
     }
@@ -162,5 +197,8 @@ fn newer_schema_is_refused() {
     conn.pragma_update(None, "user_version", 999).unwrap();
     drop(conn);
     let err = SqliteStore::open(&path).err().unwrap();
-    assert!(matches!(err, StoreError::NewerSchema { found: 999, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 999, .. }),
+        "{err}"
+    );
 }

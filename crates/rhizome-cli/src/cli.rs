@@ -1,0 +1,242 @@
+//! The command line: every subcommand, its flags, and the help text that teaches it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+EXIT CODES:
+  0  success
+  1  error: I/O, database or internal failure
+  2  usage: unknown command or bad arguments
+  3  invalid input: malformed JSON, schema violation, unknown target, bad key or hash
+  4  passphrase: missing or wrong passphrase
+  5  home: no instance here, already initialized, damaged or read-only database
+  6  verification failed: `rhizome verify` found a bad event or chain
+
+ENVIRONMENT:
+  RHIZOME_HOME        instance directory (default: the platform data directory)
+  RHIZOME_PASSPHRASE  passphrase for sealed keys, for servers and scripts (else a prompt)
+
+GETTING STARTED:
+  rhizome init --name \"Village school\"
+  rhizome post \"Hello from the hills\"
+  rhizome log";
+
+/// Rhizome: signed social logs that travel on a USB stick.
+#[derive(Parser, Debug)]
+#[command(name = "rhizome", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Instance directory [env: RHIZOME_HOME] [default: platform data dir]
+    #[arg(long, global = true, env = "RHIZOME_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Machine-readable output: one JSON document, or JSON Lines for lists of events
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Local author to act as (default: the author created by `init`)
+    #[arg(long = "as", global = true, value_name = "NAME")]
+    pub as_author: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new instance: its key pair and a first author
+    #[command(after_help = "EXAMPLES:
+  rhizome init --name \"Village school\"
+  RHIZOME_PASSPHRASE=... rhizome init --name hub --home /srv/rhizome
+  rhizome init --name laptop --no-passphrase     # keys stored unencrypted (says so in whoami)")]
+    Init(InitArgs),
+
+    /// Manage local authors (the people who write on this instance)
+    #[command(subcommand)]
+    Author(AuthorCmd),
+
+    /// Show this instance's id, public key, name and authors
+    #[command(after_help = "EXAMPLES:
+  rhizome whoami
+  rhizome whoami --json | jq -r .instance_id")]
+    Whoami,
+
+    /// Publish a post
+    #[command(after_help = "EXAMPLES:
+  rhizome post \"The well is fixed\"
+  rhizome post --lang en --reply-to 3f2a9c1e \"Thanks!\"
+  rhizome --as bo post \"Written by Bo\"")]
+    Post(PostArgs),
+
+    /// Comment on a post or another comment
+    #[command(after_help = "EXAMPLES:
+  rhizome comment 3f2a9c1e \"Great news\"     # a unique hash prefix of 8+ characters is enough")]
+    Comment {
+        /// Hash (or unique prefix of 8+ hex characters) of the event to comment on
+        target: String,
+        /// Comment text
+        text: String,
+    },
+
+    /// Like an event
+    #[command(after_help = "EXAMPLES:\n  rhizome like 3f2a9c1e")]
+    Like {
+        /// Hash or unique prefix of the event
+        target: String,
+    },
+
+    /// Reshare an event, optionally with a comment
+    #[command(
+        after_help = "EXAMPLES:\n  rhizome reshare 3f2a9c1e\n  rhizome reshare 3f2a9c1e \"Everyone should read this\""
+    )]
+    Reshare {
+        /// Hash or unique prefix of the event
+        target: String,
+        /// Optional comment
+        text: Option<String>,
+    },
+
+    /// Star an event (for yourself: `rhizome starred` lists them)
+    #[command(after_help = "EXAMPLES:\n  rhizome star 3f2a9c1e")]
+    Star {
+        /// Hash or unique prefix of the event
+        target: String,
+    },
+
+    /// Remove a star (a STAR event with starred: false; the latest wins)
+    #[command(after_help = "EXAMPLES:\n  rhizome unstar 3f2a9c1e")]
+    Unstar {
+        /// Hash or unique prefix of the event
+        target: String,
+    },
+
+    /// Tag an event
+    #[command(after_help = "EXAMPLES:\n  rhizome tag 3f2a9c1e water")]
+    Tag {
+        /// Hash or unique prefix of the event
+        target: String,
+        /// Tag: 1-64 characters, no spaces, commas, or leading '#'
+        tag: String,
+    },
+
+    /// Create, rename, or change the members of one of your circles
+    #[command(subcommand)]
+    Circle(CircleCmd),
+
+    /// Append an event of any type with a JSON payload (checked against its schema if known)
+    #[command(after_help = "EXAMPLES:
+  rhizome append --type POST --payload '{\"text\":\"hi\",\"lang\":\"en\"}'
+  rhizome append --type RECIPE --payload '{\"name\":\"bread\",\"minutes\":90}'   # unknown types are fine")]
+    Append {
+        /// Event type: 1-64 characters of A-Z a-z 0-9 _ . : -
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+        /// Payload: a JSON object
+        #[arg(long, value_name = "JSON")]
+        payload: String,
+    },
+
+    /// Print the log, one event per line (with --json: JSON Lines, the exact signed events)
+    #[command(after_help = "EXAMPLES:
+  rhizome log
+  rhizome log --author bo
+  rhizome log --json | jq -c 'select(.type == \"POST\") | .payload.text'")]
+    Log {
+        /// Only this feed: a local author name or a public key
+        #[arg(long, value_name = "AUTHOR")]
+        author: Option<String>,
+    },
+
+    /// Re-verify every stored event and every chain
+    #[command(
+        after_help = "Checks each event's hash, payload commitment and signature (strict Ed25519), and
+that every feed runs 1, 2, 3, ... with each prev linking to the event before it.
+Exits 6 and lists every failure if anything is wrong.
+
+EXAMPLES:
+  rhizome verify
+  rhizome verify --json | jq .failures"
+    )]
+    Verify,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Human name of the instance (shown to the peers you exchange with)
+    #[arg(long)]
+    pub name: String,
+    /// Name of the first local author [default: the instance name]
+    #[arg(long, value_name = "NAME")]
+    pub author: Option<String>,
+    /// Store private keys unencrypted (no passphrase). `whoami` says so.
+    #[arg(long)]
+    pub no_passphrase: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthorCmd {
+    /// Add a local author with a new key pair
+    #[command(after_help = "EXAMPLES:\n  rhizome author add bo\n  rhizome --as bo post \"Hello\"")]
+    Add {
+        /// Local name, unique on this instance
+        name: String,
+    },
+    /// List local authors
+    #[command(after_help = "EXAMPLES:\n  rhizome author list --json")]
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct PostArgs {
+    /// Post text
+    pub text: String,
+    /// Language tag, e.g. en, pt-BR
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Hash or prefix of the event this post replies to
+    #[arg(long, value_name = "HASH")]
+    pub reply_to: Option<String>,
+    /// Hash or prefix of the event this post quotes
+    #[arg(long, value_name = "HASH")]
+    pub quote: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CircleCmd {
+    /// Create a circle, optionally with members
+    #[command(
+        after_help = "EXAMPLES:\n  rhizome circle create family\n  rhizome circle create crew bo 5f0c...e1  # local author names or public keys"
+    )]
+    Create {
+        /// Circle name
+        name: String,
+        /// Members: local author names or public keys (64 hex)
+        members: Vec<String>,
+    },
+    /// Add members to a circle
+    #[command(after_help = "EXAMPLES:\n  rhizome circle add family bo")]
+    Add {
+        /// Circle name
+        name: String,
+        /// Members: local author names or public keys
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Remove members from a circle
+    #[command(after_help = "EXAMPLES:\n  rhizome circle remove family bo")]
+    Remove {
+        /// Circle name
+        name: String,
+        /// Members: local author names or public keys
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Rename a circle
+    #[command(after_help = "EXAMPLES:\n  rhizome circle rename family kin")]
+    Rename {
+        /// Current name
+        name: String,
+        /// New name
+        new_name: String,
+    },
+}

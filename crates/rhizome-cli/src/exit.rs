@@ -1,0 +1,53 @@
+//! Exit codes, and the error type that carries one to `main`.
+
+use rhizome_store::StoreError;
+
+// 2 is clap's own code for bad arguments.
+/// Malformed JSON, schema violation, unknown target, bad key or hash.
+pub const INVALID_INPUT: u8 = 3;
+/// Missing or wrong passphrase.
+pub const PASSPHRASE: u8 = 4;
+/// No instance, already initialized, damaged or read-only database.
+pub const HOME: u8 = 5;
+/// `verify` found a bad event or chain.
+pub const VERIFY_FAILED: u8 = 6;
+
+/// An error with the exit code it deserves.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Fail {
+    /// Process exit code.
+    pub code: u8,
+    /// What to tell the user.
+    pub message: String,
+}
+
+/// Shorthand for an error with a code.
+pub fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
+    Fail {
+        code,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// The exit code for an error: the first `Fail` or `StoreError` in its chain decides.
+pub fn code_of(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(f) = cause.downcast_ref::<Fail>() {
+            return f.code;
+        }
+        if let Some(s) = cause.downcast_ref::<StoreError>() {
+            return match s {
+                StoreError::Corrupt { .. }
+                | StoreError::NewerSchema { .. }
+                | StoreError::ReadOnly { .. }
+                | StoreError::NotInitialized
+                | StoreError::AlreadyInitialized => HOME,
+                StoreError::AuthorExists(_) | StoreError::UnknownAuthor(_) => INVALID_INPUT,
+                _ => 1,
+            };
+        }
+    }
+    1
+}
