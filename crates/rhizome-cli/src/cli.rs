@@ -158,6 +158,30 @@ EXAMPLES:
   rhizome verify --json | jq .failures"
     )]
     Verify,
+
+    /// Measure throughput on this machine (figures for BENCHMARKS.md); touches no home
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Sign, hash and store events in a scratch store (batched appends)
+    #[command(after_help = "EXAMPLES:\n  rhizome bench append --events 200000 --feeds 100")]
+    Append {
+        /// Events in all
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// Feeds (authors) the events are spread over
+        #[arg(long, default_value_t = 100)]
+        feeds: u64,
+        /// Events per transaction
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+    },
+    /// Cost of the passphrase KDF (Argon2id) with the default parameters
+    #[command(after_help = "EXAMPLES:\n  rhizome bench kdf")]
+    Kdf,
 }
 
 #[derive(Args, Debug)]

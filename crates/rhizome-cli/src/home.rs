@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use rhizome_core::sealed::{self, KdfParams, SealingKey, StoredSecret};
 use rhizome_core::SecretKey;
-use rhizome_store::{LocalAuthor, SqliteStore, Store};
+use rhizome_store::{LocalAuthor, SqliteStore, StoreError};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -40,9 +40,18 @@ pub fn open(home: &Path) -> Result<SqliteStore> {
             ),
         ));
     }
-    let store = SqliteStore::open(&db)?;
-    store.identity()?;
-    Ok(store)
+    Ok(SqliteStore::open_existing(&db)?)
+}
+
+/// Opens an existing instance for a command that only reads: falls back to a read-only open
+/// when the home cannot be written (a write-protected stick), so reading still works.
+pub fn open_for_reading(home: &Path) -> Result<SqliteStore> {
+    match open(home) {
+        Err(e) if e.downcast_ref::<StoreError>().is_some_and(|s| matches!(s, StoreError::ReadOnly { .. })) => {
+            Ok(SqliteStore::open_read_only(&home.join(DB_FILE))?)
+        }
+        other => other,
+    }
 }
 
 /// Fresh random bytes from the operating system.

@@ -77,20 +77,20 @@ pub fn init(
     store.init(&identity, &first)?;
     let id = InstanceId::of(&identity.public_key);
     if json {
-        println!(
+        say!(
             "{}",
             json!({"instance_id": id, "name": name, "public_key": identity.public_key,
                    "home": home, "keys_encrypted": !no_passphrase,
                    "author": {"name": author_name, "public_key": first.public_key}})
         );
     } else {
-        println!("Created instance {name:?} in {}", home.display());
-        println!("  instance id  {id}");
-        println!("  author       {author_name} ({})", first.public_key);
+        say!("Created instance {name:?} in {}", home.display());
+        say!("  instance id  {id}");
+        say!("  author       {author_name} ({})", first.public_key);
         if no_passphrase {
-            println!("  keys         NOT encrypted (--no-passphrase): anyone who can read {DB_FILE} can sign as you");
+            say!("  keys         NOT encrypted (--no-passphrase): anyone who can read {DB_FILE} can sign as you");
         } else {
-            println!("  keys         sealed with your passphrase (Argon2id + XChaCha20-Poly1305)");
+            say!("  keys         sealed with your passphrase (Argon2id + XChaCha20-Poly1305)");
         }
     }
     Ok(())
@@ -117,9 +117,9 @@ pub fn author_add(home: &Path, name: &str, json: bool) -> Result<()> {
     };
     store.add_author(&author)?;
     if json {
-        println!("{}", json!({"name": name, "public_key": author.public_key}));
+        say!("{}", json!({"name": name, "public_key": author.public_key}));
     } else {
-        println!("Added author {name} ({})", author.public_key);
+        say!("Added author {name} ({})", author.public_key);
     }
     Ok(())
 }
@@ -133,14 +133,14 @@ fn authors_json(authors: &[LocalAuthor]) -> serde_json::Value {
 
 /// `rhizome author list`.
 pub fn author_list(home: &Path, json: bool) -> Result<()> {
-    let store = home::open(home)?;
+    let store = home::open_for_reading(home)?;
     let authors = store.authors()?;
     if json {
-        println!("{}", authors_json(&authors));
+        say!("{}", authors_json(&authors));
     } else {
         for a in &authors {
             let mark = if a.is_default { " (default)" } else { "" };
-            println!("{:<20} {}{mark}", a.name, a.public_key);
+            say!("{:<20} {}{mark}", a.name, a.public_key);
         }
     }
     Ok(())
@@ -148,32 +148,32 @@ pub fn author_list(home: &Path, json: bool) -> Result<()> {
 
 /// `rhizome whoami`.
 pub fn whoami(home: &Path, json: bool) -> Result<()> {
-    let store = home::open(home)?;
+    let store = home::open_for_reading(home)?;
     let id = store.identity()?;
     let authors = store.authors()?;
     let encrypted = matches!(id.secret, StoredSecret::Sealed { .. });
     let instance_id = InstanceId::of(&id.public_key);
     if json {
-        println!(
+        say!(
             "{}",
             json!({"instance_id": instance_id, "name": id.name, "public_key": id.public_key,
                    "home": home, "keys_encrypted": encrypted, "created_at": id.created_at,
                    "authors": authors_json(&authors)})
         );
     } else {
-        println!("instance     {}", id.name);
-        println!("instance id  {instance_id}");
-        println!("public key   {}", id.public_key);
-        println!("home         {}", home.display());
+        say!("instance     {}", id.name);
+        say!("instance id  {instance_id}");
+        say!("public key   {}", id.public_key);
+        say!("home         {}", home.display());
         if encrypted {
-            println!("keys         sealed with a passphrase");
+            say!("keys         sealed with a passphrase");
         } else {
-            println!("keys         NOT encrypted (created with --no-passphrase)");
+            say!("keys         NOT encrypted (created with --no-passphrase)");
         }
-        println!("authors");
+        say!("authors");
         for a in &authors {
             let mark = if a.is_default { " (default)" } else { "" };
-            println!("  {:<18} {}{mark}", a.name, a.public_key);
+            say!("  {:<18} {}{mark}", a.name, a.public_key);
         }
     }
     Ok(())

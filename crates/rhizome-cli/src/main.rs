@@ -1,6 +1,16 @@
 //! `rhizome`: the command-line program. Parses arguments, runs one command, and turns errors
 //! into a message on stderr and a documented exit code (see `rhizome --help`).
 
+/// `println!` that returns an error instead of panicking when stdout is closed
+/// (`rhizome whoami | head -c0`), so `main` can treat a broken pipe as a quiet exit.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+mod bench;
 mod cli;
 mod exit;
 mod home;
@@ -22,8 +32,11 @@ pub fn now_ms() -> u64 {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let home = home::resolve(cli.home.as_deref())?;
     let json = cli.json;
+    if let Command::Bench(b) = &cli.command {
+        return bench::run(b, json);
+    }
+    let home = home::resolve(cli.home.as_deref())?;
     match &cli.command {
         Command::Init(a) => {
             identity::init(&home, &a.name, a.author.as_deref(), a.no_passphrase, json)

@@ -49,7 +49,7 @@ fn summary(ev: &Event) -> String {
 
 /// `rhizome log`.
 pub fn log(home_dir: &Path, author: Option<&str>, json: bool) -> Result<()> {
-    let store = home::open(home_dir)?;
+    let store = home::open_for_reading(home_dir)?;
     let feed = author.map(|a| resolve_feed(&store, a)).transpose()?;
     let names: HashMap<PublicKey, String> = store
         .authors()?
@@ -144,7 +144,7 @@ impl ChainCheck {
 /// `rhizome verify`.
 pub fn verify(home_dir: &Path, json: bool) -> Result<()> {
     const BATCH: usize = 1024;
-    let store = home::open(home_dir)?;
+    let store = home::open_for_reading(home_dir)?;
     let total = store.stats()?;
     let bar = crate::progress::bar(total.events, "verifying");
     let mut failures: Vec<Failure> = Vec::new();
@@ -156,10 +156,10 @@ pub fn verify(home_dir: &Path, json: bool) -> Result<()> {
     let flush = |batch: &mut Vec<Event>, failures: &mut Vec<Failure>| {
         let n = batch.len() as u64;
         for r in verify_batch(std::mem::take(batch)) {
-            if let Err((ev, e)) = r {
+            if let Err(r) = r {
                 failures.push(Failure {
-                    location: format!("{} seq {}", ev.header.author, ev.header.seq),
-                    error: e.to_string(),
+                    location: format!("{} seq {}", r.event.header.author, r.event.header.seq),
+                    error: r.error.to_string(),
                 });
             }
         }
@@ -208,12 +208,12 @@ pub fn verify(home_dir: &Path, json: bool) -> Result<()> {
             .iter()
             .map(|f| json!({"location": f.location, "error": f.error}))
             .collect();
-        println!(
+        say!(
             "{}",
             json!({"ok": failures.is_empty(), "events_checked": checked, "feeds": clock.len(), "failures": list})
         );
     } else if failures.is_empty() {
-        println!(
+        say!(
             "ok: {checked} events in {} feeds verified (hashes, payloads, signatures, chains)",
             clock.len()
         );

@@ -181,12 +181,12 @@ pub fn run(home_dir: &Path, as_author: Option<&str>, cmd: &Command, json: bool) 
         // Another process may have appended since we read the head: then read it again.
         if store.append(std::slice::from_ref(&ev))? == [Outcome::Inserted] {
             if json {
-                println!(
+                say!(
                     "{}",
                     json!({"hash": ev.hash, "author": author.public_key, "seq": seq, "type": kind.as_str()})
                 );
             } else {
-                println!("{} {} by {} (seq {seq})", kind, ev.hash, author.name);
+                say!("{} {} by {} (seq {seq})", kind, ev.hash, author.name);
             }
             return Ok(());
         }

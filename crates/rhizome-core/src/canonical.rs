@@ -64,6 +64,15 @@ pub fn check_numbers(value: &Value) -> Result<(), String> {
     }
 }
 
+/// Nesting depth of a value: 0 for scalars, 1 for an empty or flat array/object.
+pub fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 fn check_number(n: &serde_json::Number) -> Result<(), String> {
     let ok = if let Some(u) = n.as_u64() {
         u <= MAX_SAFE_INTEGER

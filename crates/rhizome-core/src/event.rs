@@ -18,6 +18,10 @@ use crate::keys::{KeyError, PublicKey, SecretKey, Signature};
 /// Domain separation: the bytes an author signs are this prefix, then the 32-byte event hash.
 pub const EVENT_SIGNING_PREFIX: &[u8] = b"RHIZOME-EVENT-V1\n";
 
+/// Deepest nesting allowed inside a payload (the payload object itself is depth 1). An event
+/// line adds one level, and strict parsing refuses lines nested 128 deep.
+pub const MAX_PAYLOAD_DEPTH: usize = 100;
+
 /// Longest event type name.
 pub const MAX_TYPE_LEN: usize = 64;
 
@@ -181,6 +185,12 @@ impl Payload {
             return Err(field_err("payload", "must be a JSON object"));
         }
         canonical::check_numbers(&value).map_err(|e| field_err("payload", e))?;
+        if canonical::depth(&value) > MAX_PAYLOAD_DEPTH {
+            return Err(field_err(
+                "payload",
+                format!("nested deeper than {MAX_PAYLOAD_DEPTH} levels"),
+            ));
+        }
         let canonical = canonical::to_canonical(&value);
         Ok(Self { value, canonical })
     }
@@ -434,14 +444,27 @@ impl Event {
     }
 }
 
+/// An event that failed verification, with the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// The event as read.
+    pub event: Box<Event>,
+    /// Why it was refused.
+    pub error: EventError,
+}
+
 /// Verifies many events, signatures through the strict batch equation. Results keep the order
 /// of the input.
-pub fn verify_batch(events: Vec<Event>) -> Vec<Result<VerifiedEvent, (Event, EventError)>> {
-    let mut pre: Vec<Result<Event, (Event, EventError)>> = events
+pub fn verify_batch(events: Vec<Event>) -> Vec<Result<VerifiedEvent, Rejected>> {
+    let reject = |e: Event, error| Rejected {
+        event: Box::new(e),
+        error,
+    };
+    let mut pre: Vec<Result<Event, Rejected>> = events
         .into_iter()
         .map(|e| match e.check_commitments() {
             Ok(()) => Ok(e),
-            Err(err) => Err((e, err)),
+            Err(err) => Err(reject(e, err)),
         })
         .collect();
     let msgs: Vec<[u8; 49]> = pre
@@ -460,7 +483,7 @@ pub fn verify_batch(events: Vec<Event>) -> Vec<Result<VerifiedEvent, (Event, Eve
     pre.drain(..)
         .map(|r| match r {
             Ok(e) if good.next() == Some(true) => Ok(VerifiedEvent(e)),
-            Ok(e) => Err((e, EventError::BadSignature)),
+            Ok(e) => Err(reject(e, EventError::BadSignature)),
             Err(x) => Err(x),
         })
         .collect()
@@ -533,7 +556,7 @@ mod tests {
         assert_eq!(bad.clone().verify(), Err(EventError::BadSignature));
         let out = verify_batch(vec![e.clone().into_inner(), bad]);
         assert!(out[0].is_ok());
-        assert!(matches!(out[1], Err((_, EventError::BadSignature))));
+        assert!(matches!(&out[1], Err(r) if r.error == EventError::BadSignature));
     }
 
     #[test]

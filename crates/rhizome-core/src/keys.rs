@@ -160,9 +160,20 @@ pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<bool> {
     let mut keys = Vec::with_capacity(items.len());
     let mut msgs = Vec::with_capacity(items.len());
     let mut sigs = Vec::with_capacity(items.len());
+    // Keys with a torsion component go to the single path: the batch equation has no
+    // cofactor and its weights are derived from the inputs, so a crafted signature under
+    // such a key could pass the batch and fail `verify_strict`. Checked once per key.
+    let mut torsion_free: std::collections::HashMap<PublicKey, bool> = Default::default();
     for (i, (key, msg, sig)) in items.iter().enumerate() {
         let Ok(vk) = key.dalek() else { continue };
         if !sig.is_strictly_encoded() {
+            continue;
+        }
+        let clean = *torsion_free.entry(*key).or_insert_with(|| {
+            is_canonical_point(&key.0).is_some_and(|p| p.is_torsion_free())
+        });
+        if !clean {
+            ok[i] = key.verify(msg, sig).is_ok();
             continue;
         }
         idx.push(i);

@@ -5,6 +5,7 @@
 //! randomness and passphrases come in as arguments. Everything that touches a disk,
 //! a network or a terminal lives in the crates above it (store, sync, cli).
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod canonical;
 pub mod clock;

@@ -7,6 +7,7 @@
 //! Reads return plain [`Event`]s: whoever needs them verified again (`rhizome verify`, a
 //! peer's import) verifies them again.
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod sqlite;
 

@@ -5,7 +5,7 @@
 //! is one contiguous rowid range. The hash lookup uses an index on the first 8 bytes of the
 //! hash (`h8`); the full hash is compared on a hit.
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -85,6 +85,53 @@ impl SqliteStore {
         };
         store.configure().map_err(|e| store.classify(e))?;
         store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing, initialized database. Writes nothing to a file that is empty or
+    /// holds no instance: it fails with [`StoreError::NotInitialized`] instead.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        let probe = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| classify(path, e))?;
+        let version: u32 = probe
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| classify(path, e))?;
+        drop(probe);
+        if version == 0 {
+            return Err(StoreError::NotInitialized);
+        }
+        let store = Self::open(path)?;
+        store.identity()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for reading only, when its directory cannot be written
+    /// (a stick mounted read-only): WAL needs to create files, so the file is opened as
+    /// immutable. Only safe while no other process writes to it.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let uri = format!("file:{}?immutable=1", path.display());
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        let store = Self {
+            conn: Connection::open_with_flags(uri, flags).map_err(|e| classify(path, e))?,
+            path: path.to_path_buf(),
+        };
+        let found = store.schema_version().map_err(|e| match e {
+            StoreError::Sqlite(e) => classify(path, e),
+            other => other,
+        })?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::ReadOnly {
+                path: path.display().to_string(),
+                detail: format!("schema version {found} needs an upgrade, which needs write access"),
+            });
+        }
+        store.identity()?;
         Ok(store)
     }
 
