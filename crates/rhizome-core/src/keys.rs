@@ -169,9 +169,9 @@ pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<bool> {
         if !sig.is_strictly_encoded() {
             continue;
         }
-        let clean = *torsion_free.entry(*key).or_insert_with(|| {
-            is_canonical_point(&key.0).is_some_and(|p| p.is_torsion_free())
-        });
+        let clean = *torsion_free
+            .entry(*key)
+            .or_insert_with(|| is_canonical_point(&key.0).is_some_and(|p| p.is_torsion_free()));
         if !clean {
             ok[i] = key.verify(msg, sig).is_ok();
             continue;

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod keys;
 pub mod schema;
 pub mod sealed;
+pub mod views;
 
 pub use clock::Clock;
 pub use event::{Event, EventError, Header, VerifiedEvent};

@@ -10,11 +10,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod sqlite;
+pub mod views;
 
 use rhizome_core::sealed::StoredSecret;
 use rhizome_core::{Clock, Event, Hash, PublicKey, Seq, VerifiedEvent};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, ViewCheck, SCHEMA_VERSION};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -16,12 +16,16 @@ use rhizome_core::ids::prefix_key;
 use rhizome_core::sealed::StoredSecret;
 use rhizome_core::{Clock, Event, Hash, PublicKey, Seq, Signature, Timestamp, VerifiedEvent};
 
+use crate::views::{self, Circle, Cursor, Reply, Skipped, TableDigest, TimelineItem};
 use crate::{Identity, LocalAuthor, LogStats, Outcome, Result, Store, StoreError};
 
 /// Each entry upgrades the schema by one version; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    // 1: identity, local authors, feeds, events.
-    "CREATE TABLE instance (
+/// A migration may also replay the log (`rebuild`), e.g. to fill new views.
+fn migrations() -> Vec<(String, bool)> {
+    vec![
+        // 1: identity, local authors, feeds, events.
+        (
+            "CREATE TABLE instance (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         name TEXT NOT NULL,
         public_key BLOB NOT NULL,
@@ -52,11 +56,25 @@ const MIGRATIONS: &[&str] = &[
         payload BLOB,                    -- canonical JSON; NULL when withheld
         sig BLOB NOT NULL
     );
-    CREATE INDEX events_h8 ON events(h8);",
-];
+    CREATE INDEX events_h8 ON events(h8);"
+                .to_string(),
+            false,
+        ),
+        // 2: views, and the follow set that decides the timeline (local authors followed).
+        (
+            format!(
+                "CREATE TABLE follows (author BLOB PRIMARY KEY) WITHOUT ROWID;
+                 INSERT INTO follows SELECT public_key FROM local_authors;
+                 {}",
+                views::ddl("main")
+            ),
+            true,
+        ),
+    ]
+}
 
-/// Current schema version of this build.
-pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+/// Current schema version of this build: the number of migrations.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const SEQ_LIMIT: u64 = u32::MAX as u64;
 
@@ -128,7 +146,9 @@ impl SqliteStore {
         if found < SCHEMA_VERSION {
             return Err(StoreError::ReadOnly {
                 path: path.display().to_string(),
-                detail: format!("schema version {found} needs an upgrade, which needs write access"),
+                detail: format!(
+                    "schema version {found} needs an upgrade, which needs write access"
+                ),
             });
         }
         store.identity()?;
@@ -178,8 +198,11 @@ impl SqliteStore {
             .map_err(|e| classify(&path, e))?;
         // Another process may have migrated while we waited for the lock.
         let now: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(now as usize) {
+        for (i, (sql, replay)) in migrations().iter().enumerate().skip(now as usize) {
             tx.execute_batch(sql).map_err(|e| classify(&path, e))?;
+            if *replay {
+                replay_views(&tx, "main")?;
+            }
             tx.pragma_update(None, "user_version", i as u32 + 1)?;
         }
         tx.commit().map_err(|e| classify(&path, e))?;
@@ -538,6 +561,7 @@ impl Store for SqliteStore {
                             &ev.sig.as_bytes()[..],
                         ])
                         .map_err(|e| classify(&path, e))?;
+                    views::apply(&tx, "main", ev)?;
                     feed.head_seq = seq;
                     feed.head_hash = Some(ev.hash);
                     feed.dirty = true;
@@ -701,5 +725,218 @@ fn insert_author(tx: &rusqlite::Transaction<'_>, a: &LocalAuthor) -> Result<()> 
             a.is_default
         ],
     )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO follows (author) VALUES (?1)",
+        [&a.public_key.as_bytes()[..]],
+    )?;
     Ok(())
+}
+
+/// Re-applies every stored event to the views of schema `s`, in (feed, seq) order.
+fn replay_views(tx: &rusqlite::Transaction<'_>, s: &str) -> Result<u64> {
+    views::clear(tx, s)?;
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events e JOIN feeds f ON f.feed_id = (e.id >> 32) ORDER BY e.id"
+    );
+    let mut stmt = tx.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        let ev = RawRow::read(r)?.decode()?;
+        views::apply(tx, s, &ev)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// What `views check` found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ViewCheck {
+    /// Digests of the live view tables.
+    pub live: Vec<TableDigest>,
+    /// Digests of the views recomputed from the log.
+    pub rebuilt: Vec<TableDigest>,
+    /// Rows that differ: (table, "live" or "rebuilt" side that has it, the row).
+    pub differences: Vec<(String, String, String)>,
+}
+
+impl ViewCheck {
+    /// True when live and rebuilt views are identical.
+    pub fn ok(&self) -> bool {
+        self.live == self.rebuilt && self.differences.is_empty()
+    }
+}
+
+impl SqliteStore {
+    fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e))
+    }
+
+    /// Drops and recomputes every view from the log. Returns the number of events replayed.
+    pub fn rebuild_views(&mut self) -> Result<u64> {
+        let tx = self.write_tx()?;
+        let n = replay_views(&tx, "main")?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Recomputes the views into a scratch copy and compares them with the live ones.
+    pub fn check_views(&mut self) -> Result<ViewCheck> {
+        self.conn.execute_batch(&views::ddl("temp"))?;
+        let result = (|| {
+            let tx = self.conn.transaction()?;
+            replay_views(&tx, "temp")?;
+            tx.commit()?;
+            let mut differences = Vec::new();
+            for (side, a, b) in [("live", "main", "temp"), ("rebuilt", "temp", "main")] {
+                for (table, row) in views::rows_missing(&self.conn, a, b, 20)? {
+                    differences.push((table, side.to_string(), row));
+                }
+            }
+            Ok(ViewCheck {
+                live: views::digest(&self.conn, "main")?,
+                rebuilt: views::digest(&self.conn, "temp")?,
+                differences,
+            })
+        })();
+        for t in [
+            "v_timeline",
+            "v_replies",
+            "v_likes",
+            "v_stars",
+            "v_circles",
+            "v_circle_members",
+            "v_tags",
+            "v_skipped",
+        ] {
+            self.conn
+                .execute(&format!("DROP TABLE IF EXISTS temp.{t}"), [])?;
+        }
+        result
+    }
+
+    /// SHA-256 digests of the live view tables.
+    pub fn view_digests(&self) -> Result<Vec<TableDigest>> {
+        views::digest(&self.conn, "main")
+    }
+
+    /// Adds `author` to the follow set. False if already followed.
+    pub fn follow(&mut self, author: &PublicKey) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO follows (author) VALUES (?1)",
+                [&author.as_bytes()[..]],
+            )
+            .map_err(|e| self.classify(e))?;
+        Ok(n == 1)
+    }
+
+    /// Removes `author` from the follow set. False if not followed.
+    pub fn unfollow(&mut self, author: &PublicKey) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM follows WHERE author = ?1",
+                [&author.as_bytes()[..]],
+            )
+            .map_err(|e| self.classify(e))?;
+        Ok(n == 1)
+    }
+
+    /// The follow set.
+    pub fn follows(&self) -> Result<Vec<PublicKey>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT author FROM follows ORDER BY author")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.iter().map(|k| key_col(k, "follows.author")).collect()
+    }
+
+    /// A timeline page: posts and reshares of followed authors, newest first.
+    pub fn timeline(
+        &self,
+        author: Option<&PublicKey>,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<TimelineItem>> {
+        views::timeline(&self.conn, author, before, limit)
+    }
+
+    /// Every reply below `root`, oldest first, with its depth.
+    pub fn thread(&self, root: &Hash) -> Result<Vec<Reply>> {
+        views::thread(&self.conn, root)
+    }
+
+    /// Who liked `target`.
+    pub fn likers(&self, target: &Hash) -> Result<Vec<PublicKey>> {
+        views::likers(&self.conn, target)
+    }
+
+    /// Events `author` has starred (and not unstarred), most recent first.
+    pub fn starred(&self, author: &PublicKey) -> Result<Vec<Hash>> {
+        views::starred(&self.conn, author)
+    }
+
+    /// `owner`'s circles with their members.
+    pub fn circles(&self, owner: &PublicKey) -> Result<Vec<Circle>> {
+        views::circles(&self.conn, owner)
+    }
+
+    /// Every tag with its number of events.
+    pub fn tag_counts(&self) -> Result<Vec<(String, u64)>> {
+        views::tag_counts(&self.conn)
+    }
+
+    /// Events carrying `tag`.
+    pub fn tagged(&self, tag: &str) -> Result<Vec<Hash>> {
+        views::tagged(&self.conn, tag)
+    }
+
+    /// Tags on `target`.
+    pub fn tags_of(&self, target: &Hash) -> Result<Vec<String>> {
+        views::tags_of(&self.conn, target)
+    }
+
+    /// Events the views skipped, with reasons.
+    pub fn skipped(&self) -> Result<Vec<Skipped>> {
+        views::skipped(&self.conn)
+    }
+
+    /// Events per type.
+    pub fn type_counts(&self) -> Result<Vec<(String, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT type, count(*) FROM events GROUP BY type ORDER BY type")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Bytes on disk: the database file and its WAL.
+    pub fn size_on_disk(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        [self.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn schema_version_counts_the_migrations() {
+        assert_eq!(super::SCHEMA_VERSION as usize, super::migrations().len());
+    }
 }

@@ -1,0 +1,270 @@
+//! View reducers: what each event changes in the materialized views. Pure: no state, no I/O.
+//!
+//! Each event yields a list of [`Effect`]s; the store applies them in the same transaction
+//! that stored the event. Every effect is designed so that the views end the same whatever
+//! the arrival order of different authors' events, as long as each author's own events come
+//! in seq order (which the chain rules guarantee):
+//! - timeline entries, comments, likes and tags are set insertions keyed by hashes and keys;
+//!   a comment or like whose target has not arrived yet is stored under the target's hash
+//!   and shows as soon as the target does;
+//! - a star is "last by seq wins" per (author, target);
+//! - circle operations touch only their author's circles, applied in that author's seq order.
+
+use serde_json::Value;
+
+use crate::event::Event;
+use crate::ids::Hash;
+use crate::keys::PublicKey;
+use crate::schema::{self, Kind};
+
+/// Why a view cannot use an event. The event stays in the log; views skip it and count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// A type this version has no view for.
+    UnknownType,
+    /// The payload fails its type's schema (the message says how).
+    Schema(String),
+    /// The payload is withheld: nothing to show.
+    Withheld,
+    /// A circle operation that does not apply (unknown circle, name taken).
+    Circle(String),
+}
+
+impl Skip {
+    /// Short reason code, as stored and reported.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Skip::UnknownType => "unknown_type",
+            Skip::Schema(_) => "schema",
+            Skip::Withheld => "withheld",
+            Skip::Circle(_) => "circle",
+        }
+    }
+    /// Human detail.
+    pub fn detail(&self) -> String {
+        match self {
+            Skip::UnknownType => "no view for this event type".into(),
+            Skip::Schema(e) | Skip::Circle(e) => e.clone(),
+            Skip::Withheld => "payload withheld".into(),
+        }
+    }
+}
+
+/// One change to the views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A post or reshare enters the timeline. `target` is the reshared event.
+    Timeline {
+        /// The reshared event, for reshares.
+        target: Option<Hash>,
+    },
+    /// A reply to `target` in its thread (a COMMENT, or a POST with `reply_to`).
+    Reply {
+        /// The event replied to.
+        target: Hash,
+    },
+    /// The author likes `target`.
+    Like {
+        /// Liked event.
+        target: Hash,
+    },
+    /// The author stars or unstars `target`.
+    Star {
+        /// Starred event.
+        target: Hash,
+        /// True to star, false to unstar.
+        starred: bool,
+    },
+    /// The author tags `target`.
+    Tag {
+        /// Tagged event.
+        target: Hash,
+        /// The tag.
+        tag: String,
+    },
+    /// A change to one of the author's circles.
+    Circle(CircleOp),
+    /// The views cannot use this event.
+    Skip(Skip),
+}
+
+/// A circle operation, by circle name as the author saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CircleOp {
+    /// Create `circle` with `members`.
+    Create {
+        /// Name.
+        circle: String,
+        /// Initial members.
+        members: Vec<PublicKey>,
+    },
+    /// Add members.
+    Add {
+        /// Name.
+        circle: String,
+        /// Members to add.
+        members: Vec<PublicKey>,
+    },
+    /// Remove members.
+    Remove {
+        /// Name.
+        circle: String,
+        /// Members to remove.
+        members: Vec<PublicKey>,
+    },
+    /// Rename.
+    Rename {
+        /// Current name.
+        circle: String,
+        /// New name.
+        new_name: String,
+    },
+}
+
+fn hash_field(v: &Value, field: &str) -> Option<Hash> {
+    v.get(field)?.as_str()?.parse().ok()
+}
+
+fn keys_field(v: &Value) -> Result<Vec<PublicKey>, Skip> {
+    let Some(items) = v.get("members").and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    items
+        .iter()
+        .map(|m| {
+            m.as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| Skip::Schema(format!("members: {m} is not a valid public key")))
+        })
+        .collect()
+}
+
+/// What `event` changes in the views.
+pub fn effects(event: &Event) -> Vec<Effect> {
+    match effects_or_skip(event) {
+        Ok(e) => e,
+        Err(skip) => vec![Effect::Skip(skip)],
+    }
+}
+
+fn effects_or_skip(event: &Event) -> Result<Vec<Effect>, Skip> {
+    let Some(payload) = &event.payload else {
+        return Err(Skip::Withheld);
+    };
+    let p = payload.value();
+    let kind = schema::check(event.header.kind.as_str(), p)
+        .map_err(|e| Skip::Schema(e.errors.join("; ")))?
+        .ok_or(Skip::UnknownType)?;
+    // Schemas guarantee the fields below exist and are well-formed hashes.
+    let target = || hash_field(p, "target").ok_or_else(|| Skip::Schema("target".into()));
+    let text = |f: &str| {
+        p.get(f)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(match kind {
+        Kind::Post => {
+            let mut out = vec![Effect::Timeline { target: None }];
+            if let Some(t) = hash_field(p, "reply_to") {
+                out.push(Effect::Reply { target: t });
+            }
+            out
+        }
+        Kind::Reshare => vec![Effect::Timeline {
+            target: Some(target()?),
+        }],
+        Kind::Comment => vec![Effect::Reply { target: target()? }],
+        Kind::Like => vec![Effect::Like { target: target()? }],
+        Kind::Star => vec![Effect::Star {
+            target: target()?,
+            starred: p.get("starred").and_then(Value::as_bool).unwrap_or(false),
+        }],
+        Kind::TagAdd => vec![Effect::Tag {
+            target: target()?,
+            tag: text("tag"),
+        }],
+        Kind::CircleUpdate => {
+            let circle = text("circle");
+            let op = match p.get("op").and_then(Value::as_str) {
+                Some("create") => CircleOp::Create {
+                    circle,
+                    members: keys_field(p)?,
+                },
+                Some("add") => CircleOp::Add {
+                    circle,
+                    members: keys_field(p)?,
+                },
+                Some("remove") => CircleOp::Remove {
+                    circle,
+                    members: keys_field(p)?,
+                },
+                _ => CircleOp::Rename {
+                    circle,
+                    new_name: text("new_name"),
+                },
+            };
+            vec![Effect::Circle(op)]
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{sign, EventType, Payload};
+    use crate::{SecretKey, Seq, Timestamp};
+    use serde_json::json;
+
+    fn ev(kind: &str, payload: Value) -> Event {
+        sign(
+            &SecretKey::from_seed(&[1; 32]),
+            Seq::FIRST,
+            None,
+            EventType::new(kind).unwrap(),
+            Timestamp::new(1).unwrap(),
+            Payload::new(payload).unwrap(),
+        )
+        .unwrap()
+        .into_inner()
+    }
+
+    #[test]
+    fn each_type_maps_to_its_effect() {
+        let h = Hash::digest(b"t");
+        let t = h.to_hex();
+        assert_eq!(
+            effects(&ev("POST", json!({"text": "x"}))),
+            vec![Effect::Timeline { target: None }]
+        );
+        assert_eq!(
+            effects(&ev("POST", json!({"text": "x", "reply_to": t}))),
+            vec![
+                Effect::Timeline { target: None },
+                Effect::Reply { target: h }
+            ]
+        );
+        assert_eq!(
+            effects(&ev("LIKE", json!({"target": t}))),
+            vec![Effect::Like { target: h }]
+        );
+        assert_eq!(
+            effects(&ev("STAR", json!({"target": t, "starred": false}))),
+            vec![Effect::Star {
+                target: h,
+                starred: false
+            }]
+        );
+        assert_eq!(
+            effects(&ev("RECIPE", json!({"a": 1}))),
+            vec![Effect::Skip(Skip::UnknownType)]
+        );
+        assert!(matches!(
+            effects(&ev("LIKE", json!({"target": 5})))[..],
+            [Effect::Skip(Skip::Schema(_))]
+        ));
+        let mut withheld = ev("POST", json!({"text": "x"}));
+        withheld.payload = None;
+        assert_eq!(effects(&withheld), vec![Effect::Skip(Skip::Withheld)]);
+    }
+}
