@@ -70,7 +70,11 @@ fn interleave(feeds: Vec<Vec<VerifiedEvent>>, chunk: usize) -> Vec<VerifiedEvent
 /// Runs one benchmark and prints its figures.
 pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
     match cmd {
-        BenchCmd::Append { events, feeds, batch } => {
+        BenchCmd::Append {
+            events,
+            feeds,
+            batch,
+        } => {
             let dir = tempfile::tempdir()?;
             let mut store = SqliteStore::open(&dir.path().join("bench.db"))?;
             let per_feed = (*events / *feeds).max(1);
@@ -81,7 +85,10 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
             let t1 = Instant::now();
             for chunk in all.chunks(*batch) {
                 let out = store.append(chunk)?;
-                anyhow::ensure!(out.iter().all(|o| *o == Outcome::Inserted), "bench append refused events");
+                anyhow::ensure!(
+                    out.iter().all(|o| *o == Outcome::Inserted),
+                    "bench append refused events"
+                );
             }
             let stored = t1.elapsed();
             let whole = t0.elapsed();
@@ -97,9 +104,21 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
                 );
             } else {
                 say!("append: {total} events in {feeds} feeds, {batch} per transaction");
-                say!("  sign + hash  {:>8.2} s  {:>10.0} events/s (feeds in parallel)", signed.as_secs_f64(), per_sec(total, signed));
-                say!("  store        {:>8.2} s  {:>10.0} events/s (one writer)", stored.as_secs_f64(), per_sec(total, stored));
-                say!("  end to end   {:>8.2} s  {:>10.0} events/s", whole.as_secs_f64(), per_sec(total, whole));
+                say!(
+                    "  sign + hash  {:>8.2} s  {:>10.0} events/s (feeds in parallel)",
+                    signed.as_secs_f64(),
+                    per_sec(total, signed)
+                );
+                say!(
+                    "  store        {:>8.2} s  {:>10.0} events/s (one writer)",
+                    stored.as_secs_f64(),
+                    per_sec(total, stored)
+                );
+                say!(
+                    "  end to end   {:>8.2} s  {:>10.0} events/s",
+                    whole.as_secs_f64(),
+                    per_sec(total, whole)
+                );
                 say!("  database     {:.1} MiB", size as f64 / 1048576.0);
             }
         }
@@ -114,9 +133,17 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
             times.sort_by(f64::total_cmp);
             let median = times[times.len() / 2];
             if json {
-                say!("{}", json!({"bench": "kdf", "m_kib": kdf.m_kib, "t": kdf.t, "p": kdf.p, "median_ms": median}));
+                say!(
+                    "{}",
+                    json!({"bench": "kdf", "m_kib": kdf.m_kib, "t": kdf.t, "p": kdf.p, "median_ms": median})
+                );
             } else {
-                say!("kdf: Argon2id m={} KiB t={} p={}: median {median:.0} ms of 5", kdf.m_kib, kdf.t, kdf.p);
+                say!(
+                    "kdf: Argon2id m={} KiB t={} p={}: median {median:.0} ms of 5",
+                    kdf.m_kib,
+                    kdf.t,
+                    kdf.p
+                );
             }
         }
     }

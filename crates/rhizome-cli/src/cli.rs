@@ -159,9 +159,109 @@ EXAMPLES:
     )]
     Verify,
 
+    /// Follow an author: their posts and reshares join your timeline
+    #[command(
+        after_help = "EXAMPLES:\n  rhizome follow 5f0c...e1      # a public key (64 hex)\n  rhizome follow bo             # or a local author"
+    )]
+    Follow {
+        /// Public key or local author name
+        author: String,
+    },
+
+    /// Stop following an author (their events stay in the log)
+    #[command(after_help = "EXAMPLES:\n  rhizome unfollow 5f0c...e1")]
+    Unfollow {
+        /// Public key or local author name
+        author: String,
+    },
+
+    /// The timeline: posts and reshares of followed authors (and your own), newest first
+    #[command(after_help = "EXAMPLES:
+  rhizome feed
+  rhizome feed --limit 20 --before 1764000000000-3f2a...   # the cursor printed at the end of a page
+  rhizome feed --author bo --json | jq -r '.items[].text'")]
+    Feed {
+        /// Only this author (public key or local name)
+        #[arg(long)]
+        author: Option<String>,
+        /// Items per page (1-1000)
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Continue after this cursor (printed with each page)
+        #[arg(long, value_name = "CURSOR")]
+        before: Option<String>,
+    },
+
+    /// A post with its comments and replies, nested
+    #[command(
+        after_help = "EXAMPLES:\n  rhizome thread 3f2a9c1e\n  rhizome thread 3f2a9c1e --json"
+    )]
+    Thread {
+        /// Hash or unique prefix of the post
+        hash: String,
+    },
+
+    /// Events a local author has starred (latest STAR per event wins)
+    #[command(after_help = "EXAMPLES:\n  rhizome starred\n  rhizome --as bo starred --json")]
+    Starred,
+
+    /// A local author's circles and their members
+    #[command(after_help = "EXAMPLES:\n  rhizome circles\n  rhizome --as bo circles --json")]
+    Circles,
+
+    /// Tags in use, or the events carrying one tag
+    #[command(after_help = "EXAMPLES:\n  rhizome tags\n  rhizome tags water")]
+    Tags {
+        /// A tag to list events for
+        tag: Option<String>,
+    },
+
+    /// Counts per type and author, events the views skipped, store size, schema version
+    #[command(after_help = "EXAMPLES:\n  rhizome status\n  rhizome status --json | jq .skipped")]
+    Status,
+
+    /// Rebuild or check the materialized views
+    #[command(subcommand)]
+    Views(ViewsCmd),
+
+    /// Import data from an older app (JSON Lines of plain records) as signed events
+    #[command(
+        after_help = "Each line is one record; targets must name records earlier in the file:
+  {\"kind\":\"user\",\"id\":\"u1\",\"name\":\"alice\"}
+  {\"kind\":\"post\",\"id\":\"p1\",\"user\":\"u1\",\"text\":\"Hello\",\"at\":1700000000000}
+  {\"kind\":\"comment\",\"id\":\"c1\",\"user\":\"u2\",\"target\":\"p1\",\"text\":\"Nice\"}
+  {\"kind\":\"like\",\"user\":\"u2\",\"target\":\"p1\"}
+  {\"kind\":\"star\",\"user\":\"u1\",\"target\":\"p1\"}
+Running it twice adds nothing. A file with bad lines changes nothing unless --skip-bad.
+
+EXAMPLES:
+  rhizome migrate --from examples/migrate.jsonl
+  rhizome migrate --from old.jsonl --skip-bad --json"
+    )]
+    Migrate {
+        /// The JSON Lines file
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Import the good lines even if some are bad (bad ones are reported)
+        #[arg(long)]
+        skip_bad: bool,
+    },
+
     /// Measure throughput on this machine (figures for BENCHMARKS.md); touches no home
     #[command(subcommand)]
     Bench(BenchCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ViewsCmd {
+    /// Drop every view and recompute it from the log
+    #[command(after_help = "EXAMPLES:\n  rhizome views rebuild")]
+    Rebuild,
+    /// Recompute the views into a scratch copy and compare with the live ones (exit 6 if they differ)
+    #[command(
+        after_help = "EXAMPLES:\n  rhizome views check\n  rhizome views check --json | jq .live"
+    )]
+    Check,
 }
 
 #[derive(Subcommand, Debug)]

@@ -47,7 +47,10 @@ pub fn open(home: &Path) -> Result<SqliteStore> {
 /// when the home cannot be written (a write-protected stick), so reading still works.
 pub fn open_for_reading(home: &Path) -> Result<SqliteStore> {
     match open(home) {
-        Err(e) if e.downcast_ref::<StoreError>().is_some_and(|s| matches!(s, StoreError::ReadOnly { .. })) => {
+        Err(e)
+            if e.downcast_ref::<StoreError>()
+                .is_some_and(|s| matches!(s, StoreError::ReadOnly { .. })) =>
+        {
             Ok(SqliteStore::open_read_only(&home.join(DB_FILE))?)
         }
         other => other,

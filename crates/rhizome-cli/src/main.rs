@@ -15,14 +15,16 @@ mod cli;
 mod exit;
 mod home;
 mod identity;
+mod migrate;
 mod progress;
 mod read;
+mod show;
 mod write;
 
 use clap::Parser;
 use std::process::ExitCode;
 
-use cli::{AuthorCmd, Cli, Command};
+use cli::{AuthorCmd, Cli, Command, ViewsCmd};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -46,6 +48,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => identity::whoami(&home, json),
         Command::Log { author } => read::log(&home, author.as_deref(), json),
         Command::Verify => read::verify(&home, json),
+        Command::Follow { author } => show::follow(&home, author, true, json),
+        Command::Unfollow { author } => show::follow(&home, author, false, json),
+        Command::Feed {
+            author,
+            limit,
+            before,
+        } => show::feed(&home, author.as_deref(), *limit, before.as_deref(), json),
+        Command::Thread { hash } => show::thread(&home, hash, json),
+        Command::Starred => show::starred(&home, cli.as_author.as_deref(), json),
+        Command::Circles => show::circles(&home, cli.as_author.as_deref(), json),
+        Command::Tags { tag } => show::tags(&home, tag.as_deref(), json),
+        Command::Status => show::status(&home, json),
+        Command::Views(ViewsCmd::Rebuild) => show::rebuild(&home, json),
+        Command::Views(ViewsCmd::Check) => show::check(&home, json),
+        Command::Migrate { from, skip_bad } => migrate::run(&home, from, *skip_bad, json),
         cmd => write::run(&home, cli.as_author.as_deref(), cmd, json),
     }
 }

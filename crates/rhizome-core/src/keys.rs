@@ -160,9 +160,10 @@ pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<bool> {
     let mut keys = Vec::with_capacity(items.len());
     let mut msgs = Vec::with_capacity(items.len());
     let mut sigs = Vec::with_capacity(items.len());
-    // Keys with a torsion component go to the single path: the batch equation has no
-    // cofactor and its weights are derived from the inputs, so a crafted signature under
-    // such a key could pass the batch and fail `verify_strict`. Checked once per key.
+    // Items whose key or R has a torsion component go to the single path: the batch
+    // equation has no cofactor and its weights are derived from the inputs, so a key holder
+    // could grind a signature that passes the batch and fails `verify_strict` (vectors.rs
+    // proves both cases). Keys are checked once per batch; R costs a scalar multiplication.
     let mut torsion_free: std::collections::HashMap<PublicKey, bool> = Default::default();
     for (i, (key, msg, sig)) in items.iter().enumerate() {
         let Ok(vk) = key.dalek() else { continue };
@@ -172,7 +173,10 @@ pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<bool> {
         let clean = *torsion_free
             .entry(*key)
             .or_insert_with(|| is_canonical_point(&key.0).is_some_and(|p| p.is_torsion_free()));
-        if !clean {
+        let mut r = [0u8; 32];
+        r.copy_from_slice(&sig.0[..32]);
+        let r_clean = is_canonical_point(&r).is_some_and(|p| p.is_torsion_free());
+        if !clean || !r_clean {
             ok[i] = key.verify(msg, sig).is_ok();
             continue;
         }

@@ -202,9 +202,10 @@ fn check_cases(label: &str, cases: &[Case]) -> Vec<String> {
 
 /// Checks each case in batches of two with each of `n` valid signatures (once before it, once
 /// after it), and in one batch with all `n`. The batch path's random coefficients come from a
-/// transcript of the whole batch, so each batch is a fresh draw; a batch equation that accepts
-/// a signature with a torsion component does so for only some draws (about 1 in the torsion
-/// point's order). Deterministic: the same batch always gives the same draw.
+/// transcript of the whole batch, so each batch is a fresh draw; a batch equation without the
+/// cofactor accepts a signature that misses the equation only by a torsion point for some of
+/// the draws (1 in the point's order, when only R carries torsion). Deterministic: the same
+/// batch always gives the same draw.
 fn check_with_companions(label: &str, cases: &[Case], n: usize) -> Vec<String> {
     let mut failures = Vec::new();
     let comp = companions(n);
@@ -565,8 +566,8 @@ fn signature(r: &[u8; 32], s: &Scalar) -> Vec<u8> {
     sig.to_vec()
 }
 
-#[test]
-fn ed25519_small_order_points() {
+/// The encodings of small_order_points.json: (kind, hex, bytes).
+fn small_order_points() -> Vec<(&'static str, String, [u8; 32])> {
     let v = read_json("ed25519/small_order_points.json");
     let mut points = Vec::new();
     for kind in ["canonical", "non_canonical"] {
@@ -580,22 +581,35 @@ fn ed25519_small_order_points() {
         }
     }
     assert_eq!(points.len(), 14);
+    points
+}
 
-    // The signer whose key is used with each small-order R.
+/// The signer of the hand-made signatures: its secret scalar `a` and public key `A = [a]B`.
+fn hand_signer() -> (Scalar, [u8; 32]) {
     let seed = [42u8; 32];
-    let sk = SecretKey::from_seed(&seed);
     let a = secret_scalar(&seed);
-    let pk = sk.public_key();
-    let pk_bytes = *pk.as_bytes();
+    let pk_bytes = *SecretKey::from_seed(&seed).public_key().as_bytes();
     assert_eq!(
         (ED25519_BASEPOINT_POINT * a).compress().to_bytes(),
         pk_bytes,
         "secret scalar derivation"
     );
+    (a, pk_bytes)
+}
+
+/// The nonce `r` of the hand-made signatures.
+fn hand_nonce() -> Scalar {
+    Scalar::from(123_456_789u64)
+}
+
+#[test]
+fn ed25519_small_order_points() {
+    let points = small_order_points();
+    let (a, pk_bytes) = hand_signer();
 
     // Sanity check of the hand-made signatures: R = [r]B, S = r + k a is a valid signature.
     let message = b"small order R".to_vec();
-    let r = Scalar::from(123_456_789u64);
+    let r = hand_nonce();
     let big_r = (ED25519_BASEPOINT_POINT * r).compress().to_bytes();
     let honest = Case {
         name: "hand-made honest signature".into(),
@@ -648,11 +662,28 @@ fn ed25519_small_order_points() {
             expect: false,
         });
     }
+    let mut failures = check_cases("small_order_points", &cases);
+    failures.extend(check_with_companions("small_order_points", &cases[..1], 4));
+    assert_no_failures(&failures);
+    println!(
+        "small_order_points.json: {} encodings refused as keys; {} signatures with a \
+         small-order R checked",
+        points.len(),
+        cases.len() - 1
+    );
+}
 
-    // A small-order point added to an honest R: R = [r]B + T, S = r + k a. The key is a
-    // proper one (no torsion), yet the cofactorless equation misses R by T, so a strict
-    // verifier rejects it; the cofactored one accepts it. R itself is of mixed order, not
-    // small order, so only the equation can catch it, in the single and the batch path.
+/// Derived from small_order_points.json: each small-order point T added to an honest R,
+/// R = [r]B + T, S = r + k a, under a proper key (no torsion). The cofactorless equation misses
+/// R by T, so a strict verifier (`verify_strict`) rejects it, though the cofactored one accepts
+/// it. R is of mixed order, not small order, so no encoding check catches it: only the
+/// equation, which the batch path must apply exactly as the single path does.
+#[test]
+fn ed25519_torsion_in_r_is_rejected_by_single_and_batch() {
+    let points = small_order_points();
+    let (a, pk_bytes) = hand_signer();
+    let message = b"torsion in R".to_vec();
+    let r = hand_nonce();
     let mut torsion_r = Vec::new();
     for (kind, hex_str, bytes) in &points {
         let Some(t) = CompressedEdwardsY(*bytes).decompress() else {
@@ -671,17 +702,18 @@ fn ed25519_small_order_points() {
             expect: false,
         });
     }
-    assert_eq!(torsion_r.len(), 7);
-    let mut failures = check_cases("small_order_points", &cases);
-    failures.extend(check_cases("small_order_points", &torsion_r));
-    failures.extend(check_with_companions("small_order_points", &torsion_r, 64));
+    assert_eq!(
+        torsion_r.len(),
+        7,
+        "the 7 canonical points other than the identity"
+    );
+    let mut failures = check_cases("torsion in R", &torsion_r);
+    failures.extend(check_with_companions("torsion in R", &torsion_r, 64));
     assert_no_failures(&failures);
     println!(
-        "small_order_points.json: {} encodings refused as keys; {} signatures with a \
-         small-order R and {} with R = [r]B + a small-order point checked",
-        points.len(),
-        cases.len() - 1,
-        torsion_r.len()
+        "torsion in R: {} signatures checked, each in {} batches",
+        torsion_r.len(),
+        2 + 2 * 64 + 1
     );
 }
 

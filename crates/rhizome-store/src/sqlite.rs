@@ -70,11 +70,17 @@ fn migrations() -> Vec<(String, bool)> {
             ),
             true,
         ),
+        // 3: ids of records imported by `rhizome migrate`, so a second run adds nothing.
+        (
+            "CREATE TABLE legacy_ids (legacy TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+                .to_string(),
+            false,
+        ),
     ]
 }
 
 /// Current schema version of this build: the number of migrations.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const SEQ_LIMIT: u64 = u32::MAX as u64;
 
@@ -506,80 +512,8 @@ impl Store for SqliteStore {
 
     fn append(&mut self, events: &[VerifiedEvent]) -> Result<Vec<Outcome>> {
         let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| classify(&path, e))?;
-        let mut feeds: HashMap<PublicKey, FeedState> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(events.len());
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO events (id, h8, hash, prev, type, timestamp, payload_hash, payload_size, payload, sig)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            for ev in events {
-                let h = &ev.header;
-                let seq = h.seq.get();
-                if seq > SEQ_LIMIT {
-                    return Err(StoreError::Limit(format!(
-                        "seq {seq} of feed {} is beyond this store's limit of 2^32-1",
-                        h.author
-                    )));
-                }
-                Self::feed_state(&tx, &mut feeds, &h.author)?;
-                let Some(feed) = feeds.get_mut(&h.author) else {
-                    continue;
-                };
-                let rowid = (feed.feed_id << 32) | seq as i64;
-                let outcome = if seq <= feed.head_seq {
-                    let existing = Self::stored_hash_at(&tx, rowid)?;
-                    if existing == ev.hash {
-                        Outcome::Duplicate
-                    } else {
-                        Outcome::Fork { existing }
-                    }
-                } else if seq > feed.head_seq + 1 {
-                    Outcome::Gap {
-                        head: feed.head_seq,
-                    }
-                } else if h.prev != feed.head_hash {
-                    Outcome::PrevMismatch {
-                        head_hash: feed.head_hash,
-                    }
-                } else {
-                    insert
-                        .execute(params![
-                            rowid,
-                            ev.hash.prefix_i64(),
-                            &ev.hash.as_bytes()[..],
-                            h.prev.as_ref().map(|p| &p.as_bytes()[..]),
-                            h.kind.as_str(),
-                            h.timestamp.get() as i64,
-                            &h.payload_hash.as_bytes()[..],
-                            h.payload_size as i64,
-                            ev.payload.as_ref().map(|p| p.canonical_bytes()),
-                            &ev.sig.as_bytes()[..],
-                        ])
-                        .map_err(|e| classify(&path, e))?;
-                    views::apply(&tx, "main", ev)?;
-                    feed.head_seq = seq;
-                    feed.head_hash = Some(ev.hash);
-                    feed.dirty = true;
-                    Outcome::Inserted
-                };
-                outcomes.push(outcome);
-            }
-            let mut update = tx.prepare_cached(
-                "UPDATE feeds SET head_seq = ?1, head_hash = ?2 WHERE feed_id = ?3",
-            )?;
-            for f in feeds.values().filter(|f| f.dirty) {
-                update.execute(params![
-                    f.head_seq as i64,
-                    f.head_hash.as_ref().map(|h| &h.as_bytes()[..]),
-                    f.feed_id
-                ])?;
-            }
-        }
+        let tx = self.write_tx()?;
+        let outcomes = append_in(&tx, &path, events)?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(outcomes)
     }
@@ -732,6 +666,84 @@ fn insert_author(tx: &rusqlite::Transaction<'_>, a: &LocalAuthor) -> Result<()> 
     Ok(())
 }
 
+/// Appends events inside `tx`, applying the chain rules and the views.
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    events: &[VerifiedEvent],
+) -> Result<Vec<Outcome>> {
+    let mut feeds: HashMap<PublicKey, FeedState> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(events.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (id, h8, hash, prev, type, timestamp, payload_hash, payload_size, payload, sig)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for ev in events {
+            let h = &ev.header;
+            let seq = h.seq.get();
+            if seq > SEQ_LIMIT {
+                return Err(StoreError::Limit(format!(
+                    "seq {seq} of feed {} is beyond this store's limit of 2^32-1",
+                    h.author
+                )));
+            }
+            SqliteStore::feed_state(tx, &mut feeds, &h.author)?;
+            let Some(feed) = feeds.get_mut(&h.author) else {
+                continue;
+            };
+            let rowid = (feed.feed_id << 32) | seq as i64;
+            let outcome = if seq <= feed.head_seq {
+                let existing = SqliteStore::stored_hash_at(tx, rowid)?;
+                if existing == ev.hash {
+                    Outcome::Duplicate
+                } else {
+                    Outcome::Fork { existing }
+                }
+            } else if seq > feed.head_seq + 1 {
+                Outcome::Gap {
+                    head: feed.head_seq,
+                }
+            } else if h.prev != feed.head_hash {
+                Outcome::PrevMismatch {
+                    head_hash: feed.head_hash,
+                }
+            } else {
+                insert
+                    .execute(params![
+                        rowid,
+                        ev.hash.prefix_i64(),
+                        &ev.hash.as_bytes()[..],
+                        h.prev.as_ref().map(|p| &p.as_bytes()[..]),
+                        h.kind.as_str(),
+                        h.timestamp.get() as i64,
+                        &h.payload_hash.as_bytes()[..],
+                        h.payload_size as i64,
+                        ev.payload.as_ref().map(|p| p.canonical_bytes()),
+                        &ev.sig.as_bytes()[..],
+                    ])
+                    .map_err(|e| classify(path, e))?;
+                views::apply(tx, "main", ev)?;
+                feed.head_seq = seq;
+                feed.head_hash = Some(ev.hash);
+                feed.dirty = true;
+                Outcome::Inserted
+            };
+            outcomes.push(outcome);
+        }
+        let mut update =
+            tx.prepare_cached("UPDATE feeds SET head_seq = ?1, head_hash = ?2 WHERE feed_id = ?3")?;
+        for f in feeds.values().filter(|f| f.dirty) {
+            update.execute(params![
+                f.head_seq as i64,
+                f.head_hash.as_ref().map(|h| &h.as_bytes()[..]),
+                f.feed_id
+            ])?;
+        }
+    }
+    Ok(outcomes)
+}
+
 /// Re-applies every stored event to the views of schema `s`, in (feed, seq) order.
 fn replay_views(tx: &rusqlite::Transaction<'_>, s: &str) -> Result<u64> {
     views::clear(tx, s)?;
@@ -816,6 +828,45 @@ impl SqliteStore {
                 .execute(&format!("DROP TABLE IF EXISTS temp.{t}"), [])?;
         }
         result
+    }
+
+    /// What a record imported by `rhizome migrate` became, if it was imported.
+    pub fn legacy(&self, legacy: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM legacy_ids WHERE legacy = ?1")?
+            .query_row([legacy], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Appends one event for an imported record, and records the record's id, atomically.
+    pub fn append_legacy(&mut self, event: &VerifiedEvent, legacy: &str) -> Result<Outcome> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        let outcome = append_in(&tx, &path, std::slice::from_ref(event))?
+            .pop()
+            .unwrap_or(Outcome::Duplicate);
+        if outcome == Outcome::Inserted {
+            tx.execute(
+                "INSERT INTO legacy_ids (legacy, value) VALUES (?1, ?2)",
+                params![legacy, &event.hash.as_bytes()[..]],
+            )?;
+            tx.commit().map_err(|e| classify(&path, e))?;
+        }
+        Ok(outcome)
+    }
+
+    /// Adds a local author for an imported user record, and records the record's id, atomically.
+    pub fn add_author_legacy(&mut self, author: &LocalAuthor, legacy: &str) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        insert_author(&tx, author)?;
+        tx.execute(
+            "INSERT INTO legacy_ids (legacy, value) VALUES (?1, ?2)",
+            params![legacy, &author.public_key.as_bytes()[..]],
+        )?;
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(())
     }
 
     /// SHA-256 digests of the live view tables.
