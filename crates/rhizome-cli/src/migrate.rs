@@ -130,7 +130,7 @@ struct Bad {
 
 /// Reads and checks every line: syntax, fields, and that every reference names a record
 /// earlier in the file or one imported before.
-fn check_file(store: &SqliteStore, path: &Path) -> Result<(Vec<(usize, Record)>, Vec<Bad>)> {
+fn check_file(store: &SqliteStore, path: &Path) -> Result<(Vec<Record>, Vec<Bad>)> {
     let file = std::fs::File::open(path).map_err(|e| {
         fail(
             INVALID_INPUT,
@@ -210,7 +210,7 @@ fn check_file(store: &SqliteStore, path: &Path) -> Result<(Vec<(usize, Record)>,
             }
             _ => {}
         }
-        good.push((n, rec));
+        good.push(rec);
     }
     Ok((good, bad))
 }
@@ -245,7 +245,7 @@ pub fn run(home_dir: &Path, from: &Path, skip_bad: bool, json: bool) -> Result<(
     let bar = crate::progress::bar(records.len() as u64, "migrating");
     let mut keys: HashMap<String, SecretKey> = HashMap::new();
     let (mut users, mut events, mut already) = (0u64, 0u64, 0u64);
-    for (_, rec) in &records {
+    for rec in &records {
         bar.inc(1);
         let legacy = rec.legacy_key();
         if store.legacy(&legacy)?.is_some() {
