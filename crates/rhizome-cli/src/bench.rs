@@ -15,56 +15,138 @@ fn per_sec(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
 
-/// Signs `per_feed` chained POST events for each of `feeds` authors, feeds in parallel.
-pub fn make_feeds(feeds: u64, per_feed: u64, start_ts: u64) -> Vec<Vec<VerifiedEvent>> {
-    (0..feeds)
-        .into_par_iter()
-        .map(|f| {
-            let mut seed = [0u8; 32];
-            seed[..8].copy_from_slice(&f.to_le_bytes());
-            seed[31] = 0x5a;
-            let sk = SecretKey::from_seed(&seed);
-            let mut prev = None;
-            (1..=per_feed)
-                .map(|i| {
-                    let payload = Payload::new(json!({
-                        "text": format!("Post number {i} of feed {f}: the river is high today, bring boots"),
-                        "lang": "en"
-                    }))
-                    .unwrap_or_else(|e| panic!("bench payload: {e}"));
-                    let ev = sign(
-                        &sk,
-                        Seq::new(i).unwrap_or(Seq::FIRST),
-                        prev,
-                        EventType::new("POST").unwrap_or_else(|e| panic!("{e}")),
-                        Timestamp::new(start_ts + i).unwrap_or_else(|e| panic!("{e}")),
-                        payload,
-                    )
-                    .unwrap_or_else(|e| panic!("bench sign: {e}"));
-                    prev = Some(ev.hash);
-                    ev
-                })
-                .collect()
-        })
-        .collect()
+/// One synthetic author and the head of its chain.
+struct FeedWriter {
+    key: SecretKey,
+    n: u64,
+    seq: u64,
+    prev: Option<rhizome_core::Hash>,
 }
 
-/// Interleaves feeds in chunks of `chunk` events, as an import of many feeds would see them.
-fn interleave(feeds: Vec<Vec<VerifiedEvent>>, chunk: usize) -> Vec<VerifiedEvent> {
-    let mut iters: Vec<_> = feeds.into_iter().map(|f| f.into_iter()).collect();
-    let mut out = Vec::new();
-    loop {
-        let mut any = false;
-        for it in iters.iter_mut() {
-            for ev in it.by_ref().take(chunk) {
-                out.push(ev);
-                any = true;
-            }
-        }
-        if !any {
-            return out;
+impl FeedWriter {
+    fn new(n: u64) -> Self {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&n.to_le_bytes());
+        seed[31] = 0x5a;
+        Self {
+            key: SecretKey::from_seed(&seed),
+            n,
+            seq: 0,
+            prev: None,
         }
     }
+
+    /// Signs the next `count` POST events of this feed.
+    fn next(&mut self, count: u64, start_ts: u64) -> Result<Vec<VerifiedEvent>> {
+        (0..count)
+            .map(|_| {
+                self.seq += 1;
+                let payload = Payload::new(json!({
+                    "text": format!("Post number {} of feed {}: the river is high today, bring boots", self.seq, self.n),
+                    "lang": "en"
+                }))?;
+                let ev = sign(
+                    &self.key,
+                    Seq::new(self.seq)?,
+                    self.prev,
+                    EventType::new("POST")?,
+                    Timestamp::new(start_ts + self.seq * 1000 + self.n)?,
+                    payload,
+                )?;
+                self.prev = Some(ev.hash);
+                Ok(ev)
+            })
+            .collect()
+    }
+}
+
+/// Produces `per_feed` events for each of `feeds` feeds in rounds of `chunk` events per feed
+/// (feeds interleaved, as an import of many feeds sees them), signing on all cores, and hands
+/// each round to `consume` while the next one is being signed. Returns the signing time.
+pub fn produce(
+    feeds: u64,
+    per_feed: u64,
+    chunk: u64,
+    mut consume: impl FnMut(Vec<VerifiedEvent>) -> Result<()>,
+) -> Result<Duration> {
+    let mut writers: Vec<FeedWriter> = (0..feeds).map(FeedWriter::new).collect();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<VerifiedEvent>>>(1);
+    std::thread::scope(|scope| -> Result<Duration> {
+        let producer = scope.spawn(move || {
+            let mut busy = Duration::ZERO;
+            let mut done = 0;
+            while done < per_feed {
+                let n = chunk.min(per_feed - done);
+                let t = Instant::now();
+                let round: Result<Vec<Vec<VerifiedEvent>>> = writers
+                    .par_iter_mut()
+                    .map(|w| w.next(n, 1_764_000_000_000))
+                    .collect();
+                busy += t.elapsed();
+                if tx
+                    .send(round.map(|r| r.into_iter().flatten().collect()))
+                    .is_err()
+                {
+                    break;
+                }
+                done += n;
+            }
+            busy
+        });
+        for round in rx {
+            consume(round?)?;
+        }
+        producer
+            .join()
+            .map_err(|_| anyhow::anyhow!("signing thread panicked"))
+    })
+}
+
+/// A scratch store filled through the real append path (views included).
+struct Filled {
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+    total: u64,
+    signing: Duration,
+    storing: Duration,
+    wall: Duration,
+}
+
+fn fill(events: u64, feeds: u64, batch: usize) -> Result<Filled> {
+    let dir = tempfile::tempdir()?;
+    let mut store = SqliteStore::open(&dir.path().join("bench.db"))?;
+    let per_feed = (events / feeds).max(1);
+    let mut storing = Duration::ZERO;
+    let t0 = Instant::now();
+    let signing = produce(feeds, per_feed, 100, |round| {
+        let t = Instant::now();
+        for chunk in round.chunks(batch.max(1)) {
+            let out = store.append(chunk)?;
+            anyhow::ensure!(
+                out.iter().all(|o| *o == Outcome::Inserted),
+                "bench append refused events"
+            );
+        }
+        storing += t.elapsed();
+        Ok(())
+    })?;
+    let wall = t0.elapsed();
+    for f in 0..feeds {
+        store.follow(&FeedWriter::new(f).key.public_key())?;
+    }
+    Ok(Filled {
+        _dir: dir,
+        store,
+        total: per_feed * feeds,
+        signing,
+        storing,
+        wall,
+    })
+}
+
+fn median_us(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Runs one benchmark and prints its figures.
@@ -75,51 +157,84 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
             feeds,
             batch,
         } => {
-            let dir = tempfile::tempdir()?;
-            let mut store = SqliteStore::open(&dir.path().join("bench.db"))?;
-            let per_feed = (*events / *feeds).max(1);
-            let total = per_feed * feeds;
-            let t0 = Instant::now();
-            let all = interleave(make_feeds(*feeds, per_feed, 1_764_000_000_000), 100);
-            let signed = t0.elapsed();
-            let t1 = Instant::now();
-            for chunk in all.chunks(*batch) {
-                let out = store.append(chunk)?;
-                anyhow::ensure!(
-                    out.iter().all(|o| *o == Outcome::Inserted),
-                    "bench append refused events"
-                );
-            }
-            let stored = t1.elapsed();
-            let whole = t0.elapsed();
-            let size = std::fs::metadata(store.path())?.len();
+            let f = fill(*events, *feeds, *batch)?;
+            let whole = f.wall;
+            let size = f.store.size_on_disk();
+            let total = f.total;
             if json {
                 say!(
                     "{}",
                     json!({"bench": "append", "events": total, "feeds": feeds, "batch": batch,
-                           "sign_hash_s": signed.as_secs_f64(), "store_s": stored.as_secs_f64(),
-                           "total_s": whole.as_secs_f64(), "events_per_s": per_sec(total, whole),
-                           "sign_hash_per_s": per_sec(total, signed), "store_per_s": per_sec(total, stored),
+                           "sign_hash_s": f.signing.as_secs_f64(), "store_s": f.storing.as_secs_f64(),
+                           "wall_s": whole.as_secs_f64(), "events_per_s": per_sec(total, whole),
+                           "sign_hash_per_s": per_sec(total, f.signing), "store_per_s": per_sec(total, f.storing),
                            "db_bytes": size})
                 );
             } else {
-                say!("append: {total} events in {feeds} feeds, {batch} per transaction");
+                say!("append: {total} events in {feeds} feeds, {batch} per transaction (views updated in the same transactions)");
                 say!(
-                    "  sign + hash  {:>8.2} s  {:>10.0} events/s (feeds in parallel)",
-                    signed.as_secs_f64(),
-                    per_sec(total, signed)
+                    "  sign + hash  {:>8.2} s busy  {:>10.0} events/s (all cores)",
+                    f.signing.as_secs_f64(),
+                    per_sec(total, f.signing)
                 );
                 say!(
-                    "  store        {:>8.2} s  {:>10.0} events/s (one writer)",
-                    stored.as_secs_f64(),
-                    per_sec(total, stored)
+                    "  store        {:>8.2} s busy  {:>10.0} events/s (one writer)",
+                    f.storing.as_secs_f64(),
+                    per_sec(total, f.storing)
                 );
                 say!(
-                    "  end to end   {:>8.2} s  {:>10.0} events/s",
+                    "  end to end   {:>8.2} s wall  {:>10.0} events/s (the two overlapped)",
                     whole.as_secs_f64(),
                     per_sec(total, whole)
                 );
-                say!("  database     {:.1} MiB", size as f64 / 1048576.0);
+                say!("  database     {:.1} MiB", size as f64 / 1_048_576.0);
+            }
+        }
+        BenchCmd::Views { events, feeds } => {
+            let mut f = fill(*events, *feeds, 50_000)?;
+            // Timeline pages: first page, then 200 pages walked by cursor.
+            let mut first = Vec::new();
+            for _ in 0..200 {
+                let t = Instant::now();
+                let page = f.store.timeline(None, None, 50)?;
+                first.push(t.elapsed().as_secs_f64() * 1e6);
+                anyhow::ensure!(page.len() == 50, "timeline page short");
+            }
+            let mut walk = Vec::new();
+            let mut cursor = None;
+            for _ in 0..200 {
+                let t = Instant::now();
+                let page = f.store.timeline(None, cursor, 50)?;
+                walk.push(t.elapsed().as_secs_f64() * 1e6);
+                cursor = page.last().map(|i| rhizome_store::views::Cursor {
+                    ts: i.ts,
+                    hash: i.hash,
+                });
+            }
+            let t = Instant::now();
+            let n = f.store.rebuild_views()?;
+            let rebuild = t.elapsed();
+            let (p1, pw) = (median_us(first), median_us(walk));
+            if json {
+                say!(
+                    "{}",
+                    json!({"bench": "views", "events": f.total, "feeds": feeds,
+                           "append_per_s": per_sec(f.total, f.wall), "timeline_first_page_us": p1,
+                           "timeline_page_by_cursor_us": pw, "rebuild_s": rebuild.as_secs_f64(),
+                           "rebuild_per_s": per_sec(n, rebuild)})
+                );
+            } else {
+                say!("views: {} events in {feeds} feeds", f.total);
+                say!(
+                    "  append (with views)   {:>10.0} events/s",
+                    per_sec(f.total, f.wall)
+                );
+                say!("  timeline page of 50   {p1:>10.0} µs median (first page), {pw:.0} µs (pages by cursor)");
+                say!(
+                    "  views rebuild         {:>10.0} events/s ({:.1} s)",
+                    per_sec(n, rebuild),
+                    rebuild.as_secs_f64()
+                );
             }
         }
         BenchCmd::Kdf => {
@@ -130,8 +245,7 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
                 SealingKey::derive(b"benchmark passphrase", [7; 16], kdf)?;
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
             }
-            times.sort_by(f64::total_cmp);
-            let median = times[times.len() / 2];
+            let median = median_us(times);
             if json {
                 say!(
                     "{}",

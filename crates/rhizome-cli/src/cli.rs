@@ -279,6 +279,16 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 10_000)]
         batch: usize,
     },
+    /// Fill a scratch store, then time timeline pages and a full views rebuild
+    #[command(after_help = "EXAMPLES:\n  rhizome bench views --events 1000000 --feeds 1000")]
+    Views {
+        /// Events in all
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Feeds (authors)
+        #[arg(long, default_value_t = 1000)]
+        feeds: u64,
+    },
     /// Cost of the passphrase KDF (Argon2id) with the default parameters
     #[command(after_help = "EXAMPLES:\n  rhizome bench kdf")]
     Kdf,

@@ -11,7 +11,8 @@ use crate::exit::{fail, HOME, INVALID_INPUT};
 use crate::home::{self, Keeper, DB_FILE};
 use crate::now_ms;
 
-fn check_name(what: &str, name: &str) -> Result<()> {
+/// Instance and author names: 1-64 characters, no control characters or surrounding spaces.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.trim().is_empty()
         && name.len() <= 64
         && name.trim() == name

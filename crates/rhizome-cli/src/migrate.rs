@@ -122,6 +122,28 @@ fn parse_record(line: &[u8]) -> Result<Record, String> {
     })
 }
 
+/// What is wrong with a post or comment text, by the POST schema (same rule as COMMENT).
+fn text_problem(text: &str) -> Option<String> {
+    schema::check("POST", &json!({ "text": text }))
+        .err()
+        .map(|e| format!("field `text`: {}", e.errors.join("; ")))
+}
+
+/// Names a dangling `user` or `target` reference.
+fn check_refs(user_ok: bool, target_ok: Option<bool>, user: &str, target: &str) -> Option<String> {
+    if !user_ok {
+        Some(format!(
+            "field `user`: no user {user:?} earlier in the file"
+        ))
+    } else if target_ok == Some(false) {
+        Some(format!(
+            "field `target`: no post or comment {target:?} earlier in the file"
+        ))
+    } else {
+        None
+    }
+}
+
 /// A line that cannot be imported.
 struct Bad {
     line: usize,
@@ -165,35 +187,40 @@ fn check_file(store: &SqliteStore, path: &Path) -> Result<(Vec<Record>, Vec<Bad>
         };
         let problem = match &rec {
             Record::User { id, name } => {
-                if users.contains(id) {
-                    Some(format!("user {id:?} appears twice"))
+                if let Err(e) = crate::identity::check_name("field `name`:", name) {
+                    Some(e.to_string())
+                } else if users.contains(id) {
+                    Some(format!("field `id`: user {id:?} appears twice"))
                 } else if !known(store, &rec.legacy_key())? && names.contains(name) {
-                    Some(format!("a local author named {name:?} already exists"))
+                    Some(format!(
+                        "field `name`: a local author named {name:?} already exists"
+                    ))
                 } else {
                     None
                 }
             }
-            Record::Post { id, user, .. } => (!user_ok(user)?)
-                .then(|| format!("field `user`: no user {user:?} earlier in the file"))
+            Record::Post { id, user, text, .. } => check_refs(user_ok(user)?, None, user, "")
                 .or_else(|| {
                     events
                         .contains(id)
-                        .then(|| format!("event id {id:?} appears twice"))
-                }),
-            Record::Comment { user, target, .. }
-            | Record::Like { user, target, .. }
-            | Record::Star { user, target, .. } => {
-                if !user_ok(user)? {
-                    Some(format!(
-                        "field `user`: no user {user:?} earlier in the file"
-                    ))
-                } else if !event_ok(target)? {
-                    Some(format!(
-                        "field `target`: no post or comment {target:?} earlier in the file"
-                    ))
-                } else {
-                    None
-                }
+                        .then(|| format!("field `id`: post or comment id {id:?} appears twice"))
+                })
+                .or_else(|| text_problem(text)),
+            Record::Comment {
+                id,
+                user,
+                target,
+                text,
+                ..
+            } => check_refs(user_ok(user)?, Some(event_ok(target)?), user, target)
+                .or_else(|| {
+                    events
+                        .contains(id)
+                        .then(|| format!("field `id`: post or comment id {id:?} appears twice"))
+                })
+                .or_else(|| text_problem(text)),
+            Record::Like { user, target, .. } | Record::Star { user, target, .. } => {
+                check_refs(user_ok(user)?, Some(event_ok(target)?), user, target)
             }
         };
         if let Some(error) = problem {

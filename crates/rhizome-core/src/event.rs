@@ -410,38 +410,46 @@ impl Event {
         Ok(VerifiedEvent(self))
     }
 
-    /// The event as one line of canonical JSON (no newline), keys in RFC 8785 order:
-    /// author, hash, payload (if present), payload_hash, payload_size, prev, seq, sig,
-    /// timestamp, type.
+    /// The event as one line of canonical JSON (no newline); see [`line`].
     pub fn to_line(&self) -> Vec<u8> {
-        let h = &self.header;
-        let payload_len = self.payload.as_ref().map_or(0, |p| p.canonical.len());
-        let mut out = Vec::with_capacity(450 + payload_len);
-        let hex_field = |out: &mut Vec<u8>, name: &str, hex: &str| {
-            out.extend_from_slice(name.as_bytes());
-            out.push(b'"');
-            out.extend_from_slice(hex.as_bytes());
-            out.push(b'"');
-        };
-        hex_field(&mut out, "{\"author\":", &h.author.to_hex());
-        hex_field(&mut out, ",\"hash\":", &self.hash.to_hex());
-        if let Some(p) = &self.payload {
-            out.extend_from_slice(b",\"payload\":");
-            out.extend_from_slice(&p.canonical);
-        }
-        hex_field(&mut out, ",\"payload_hash\":", &h.payload_hash.to_hex());
-        out.extend_from_slice(format!(",\"payload_size\":{}", h.payload_size).as_bytes());
-        match &h.prev {
-            Some(p) => hex_field(&mut out, ",\"prev\":", &p.to_hex()),
-            None => out.extend_from_slice(b",\"prev\":null"),
-        }
-        out.extend_from_slice(format!(",\"seq\":{}", h.seq).as_bytes());
-        hex_field(&mut out, ",\"sig\":", &self.sig.to_hex());
-        out.extend_from_slice(format!(",\"timestamp\":{},\"type\":", h.timestamp).as_bytes());
-        write_string(&mut out, h.kind.as_str());
-        out.push(b'}');
-        out
+        line(
+            &self.header,
+            self.payload.as_ref().map(|p| &p.canonical[..]),
+            &self.hash,
+            &self.sig,
+        )
     }
+}
+
+/// An event line from its parts, keys in RFC 8785 order: author, hash, payload (if present),
+/// payload_hash, payload_size, prev, seq, sig, timestamp, type. `payload` must be canonical
+/// bytes (the store keeps them so, which lets export skip re-parsing payloads).
+pub fn line(h: &Header, payload: Option<&[u8]>, hash: &Hash, sig: &Signature) -> Vec<u8> {
+    let mut out = Vec::with_capacity(450 + payload.map_or(0, <[u8]>::len));
+    let hex_field = |out: &mut Vec<u8>, name: &str, hex: &str| {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(hex.as_bytes());
+        out.push(b'"');
+    };
+    hex_field(&mut out, "{\"author\":", &h.author.to_hex());
+    hex_field(&mut out, ",\"hash\":", &hash.to_hex());
+    if let Some(p) = payload {
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(p);
+    }
+    hex_field(&mut out, ",\"payload_hash\":", &h.payload_hash.to_hex());
+    out.extend_from_slice(format!(",\"payload_size\":{}", h.payload_size).as_bytes());
+    match &h.prev {
+        Some(p) => hex_field(&mut out, ",\"prev\":", &p.to_hex()),
+        None => out.extend_from_slice(b",\"prev\":null"),
+    }
+    out.extend_from_slice(format!(",\"seq\":{}", h.seq).as_bytes());
+    hex_field(&mut out, ",\"sig\":", &sig.to_hex());
+    out.extend_from_slice(format!(",\"timestamp\":{},\"type\":", h.timestamp).as_bytes());
+    write_string(&mut out, h.kind.as_str());
+    out.push(b'}');
+    out
 }
 
 /// An event that failed verification, with the reason.

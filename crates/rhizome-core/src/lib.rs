@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod bundle;
 pub mod canonical;
 pub mod clock;
 pub mod event;

@@ -338,8 +338,12 @@ impl std::str::FromStr for Cursor {
         let bad =
             || format!("malformed cursor {s:?}: expected TIMESTAMP-HASH as printed by `feed`");
         let (ts, hsh) = s.split_once('-').ok_or_else(bad)?;
+        let ts: u64 = ts.parse().map_err(|_| bad())?;
+        if ts > rhizome_core::ids::MAX_SAFE_INTEGER {
+            return Err(bad());
+        }
         Ok(Cursor {
-            ts: ts.parse().map_err(|_| bad())?,
+            ts,
             hash: hsh.parse().map_err(|_| bad())?,
         })
     }

@@ -22,32 +22,67 @@ struct Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (0..AUTHORS, 0u8..11, any::<usize>(), 0u8..3, 0..AUTHORS, any::<bool>())
-        .prop_map(|(author, action, pick, name, member, flag)| Step { author, action, pick, name, member, flag })
+    (
+        0..AUTHORS,
+        0u8..11,
+        any::<usize>(),
+        0u8..3,
+        0..AUTHORS,
+        any::<bool>(),
+    )
+        .prop_map(|(author, action, pick, name, member, flag)| Step {
+            author,
+            action,
+            pick,
+            name,
+            member,
+            flag,
+        })
 }
 
 /// Turns a script into signed events (global script order), each author's chain in order.
 fn events(script: &[Step]) -> Vec<(usize, VerifiedEvent)> {
-    let keys: Vec<SecretKey> = (0..AUTHORS).map(|i| SecretKey::from_seed(&[i as u8 + 1; 32])).collect();
+    let keys: Vec<SecretKey> = (0..AUTHORS)
+        .map(|i| SecretKey::from_seed(&[i as u8 + 1; 32]))
+        .collect();
     let mut heads: Vec<Option<(Seq, Hash)>> = vec![None; AUTHORS];
     let mut out: Vec<(usize, VerifiedEvent)> = Vec::new();
     for (i, s) in script.iter().enumerate() {
         // Targets are earlier events of any author: they may arrive later after reordering.
-        let target = if out.is_empty() { Hash::digest(b"absent").to_hex() } else { out[s.pick % out.len()].1.hash.to_hex() };
+        let target = if out.is_empty() {
+            Hash::digest(b"absent").to_hex()
+        } else {
+            out[s.pick % out.len()].1.hash.to_hex()
+        };
         let circle = ["a", "b", "c"][s.name as usize].to_string();
         let member = keys[s.member].public_key().to_hex();
         let renamed = ["a", "b", "c"][(s.name as usize + 1) % 3];
         let (kind, payload): (&str, Value) = match s.action {
             0 => ("POST", json!({"text": format!("post {i}")})),
-            1 => ("COMMENT", json!({"target": target, "text": format!("comment {i}")})),
+            1 => (
+                "COMMENT",
+                json!({"target": target, "text": format!("comment {i}")}),
+            ),
             2 => ("LIKE", json!({"target": target})),
             3 => ("STAR", json!({"target": target, "starred": s.flag})),
             4 => ("TAG_ADD", json!({"target": target, "tag": circle})),
             5 => ("RESHARE", json!({"target": target})),
-            6 => ("CIRCLE_UPDATE", json!({"circle": circle, "op": "create", "members": [member]})),
-            7 => ("CIRCLE_UPDATE", json!({"circle": circle, "op": if s.flag { "add" } else { "remove" }, "members": [member]})),
-            8 => ("CIRCLE_UPDATE", json!({"circle": circle, "op": "rename", "new_name": renamed})),
-            9 => ("POST", json!({"text": format!("reply {i}"), "reply_to": target})),
+            6 => (
+                "CIRCLE_UPDATE",
+                json!({"circle": circle, "op": "create", "members": [member]}),
+            ),
+            7 => (
+                "CIRCLE_UPDATE",
+                json!({"circle": circle, "op": if s.flag { "add" } else { "remove" }, "members": [member]}),
+            ),
+            8 => (
+                "CIRCLE_UPDATE",
+                json!({"circle": circle, "op": "rename", "new_name": renamed}),
+            ),
+            9 => (
+                "POST",
+                json!({"text": format!("reply {i}"), "reply_to": target}),
+            ),
             _ => ("FUTURE_TYPE", json!({"n": i})),
         };
         let (seq, prev) = match heads[s.author] {
@@ -74,13 +109,16 @@ fn events(script: &[Step]) -> Vec<(usize, VerifiedEvent)> {
 
 /// A random interleaving that keeps each author's order.
 fn interleave(evs: &[(usize, VerifiedEvent)], mut seed: u64) -> Vec<VerifiedEvent> {
-    let mut queues: Vec<std::collections::VecDeque<VerifiedEvent>> = vec![Default::default(); AUTHORS];
+    let mut queues: Vec<std::collections::VecDeque<VerifiedEvent>> =
+        vec![Default::default(); AUTHORS];
     for (a, e) in evs {
         queues[*a].push_back(e.clone());
     }
     let mut out = Vec::new();
     while queues.iter().any(|q| !q.is_empty()) {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let live: Vec<usize> = (0..AUTHORS).filter(|a| !queues[*a].is_empty()).collect();
         let a = live[(seed >> 33) as usize % live.len()];
         if let Some(e) = queues[a].pop_front() {
@@ -90,11 +128,22 @@ fn interleave(evs: &[(usize, VerifiedEvent)], mut seed: u64) -> Vec<VerifiedEven
     out
 }
 
-fn digests_after(order: &[VerifiedEvent], chunk: usize) -> (Vec<rhizome_store::views::TableDigest>, SqliteStore, tempfile::TempDir) {
+fn digests_after(
+    order: &[VerifiedEvent],
+    chunk: usize,
+) -> (
+    Vec<rhizome_store::views::TableDigest>,
+    SqliteStore,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SqliteStore::open(&dir.path().join("v.db")).unwrap();
     for c in order.chunks(chunk.max(1)) {
-        assert!(store.append(c).unwrap().iter().all(|o| *o == Outcome::Inserted));
+        assert!(store
+            .append(c)
+            .unwrap()
+            .iter()
+            .all(|o| *o == Outcome::Inserted));
     }
     (store.view_digests().unwrap(), store, dir)
 }
@@ -122,9 +171,30 @@ proptest! {
 #[test]
 fn a_comment_before_its_target_shows_once_the_target_arrives() {
     let script = vec![
-        Step { author: 0, action: 0, pick: 0, name: 0, member: 0, flag: false },
-        Step { author: 1, action: 1, pick: 0, name: 0, member: 0, flag: false },
-        Step { author: 2, action: 2, pick: 0, name: 0, member: 0, flag: false },
+        Step {
+            author: 0,
+            action: 0,
+            pick: 0,
+            name: 0,
+            member: 0,
+            flag: false,
+        },
+        Step {
+            author: 1,
+            action: 1,
+            pick: 0,
+            name: 0,
+            member: 0,
+            flag: false,
+        },
+        Step {
+            author: 2,
+            action: 2,
+            pick: 0,
+            name: 0,
+            member: 0,
+            flag: false,
+        },
     ];
     let evs = events(&script);
     let post = evs[0].1.hash;

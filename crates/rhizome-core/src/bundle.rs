@@ -1,0 +1,342 @@
+//! The bundle format `rhizome-bundle/1`: its signed manifest and trailer lines, and exact
+//! line sizes. Pure: the reader and writer that do I/O live in `rhizome-sync`.
+//!
+//! A bundle is JSON Lines: the manifest, then one event line per event (each feed's events in
+//! seq order), then the trailer, whose SHA-256 commits to every byte before it. Manifest and
+//! trailer are signed by the exporting instance: Ed25519 over a domain prefix followed by the
+//! SHA-256 of the RFC 8785 bytes of the object without its `sig` member.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::canonical::{parse_strict, to_canonical, JsonError};
+use crate::clock::Clock;
+use crate::ids::{Hash, InstanceId};
+use crate::keys::{PublicKey, SecretKey, Signature};
+
+/// Format name and version, first member of every manifest.
+pub const FORMAT: &str = "rhizome-bundle/1";
+/// Domain prefix of manifest signatures.
+pub const MANIFEST_PREFIX: &[u8] = b"RHIZOME-MANIFEST-V1\n";
+/// Domain prefix of trailer signatures.
+pub const TRAILER_PREFIX: &[u8] = b"RHIZOME-TRAILER-V1\n";
+
+/// Why a manifest or trailer line is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// Not strict JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] JsonError),
+    /// Fields missing, of the wrong type, or unknown.
+    #[error("{0}")]
+    Shape(String),
+    /// Another format or version.
+    #[error("unsupported format {0:?} (this rhizome reads {FORMAT})")]
+    Format(String),
+    /// The instance id is not derived from the public key.
+    #[error("exporter instance_id {claimed} does not belong to its public key (that would be {derived})")]
+    InstanceId {
+        /// Claimed id.
+        claimed: InstanceId,
+        /// Id of the key.
+        derived: InstanceId,
+    },
+    /// The signature does not verify under the exporter key.
+    #[error("signature does not verify for the exporter's key")]
+    BadSignature,
+}
+
+/// Who made a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exporter {
+    /// Instance id (derived from the key).
+    pub instance_id: InstanceId,
+    /// Instance public key.
+    pub public_key: PublicKey,
+    /// Instance name.
+    pub name: String,
+}
+
+/// One feed's slice in a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedRange {
+    /// The feed.
+    pub author: PublicKey,
+    /// First seq carried.
+    pub from: u64,
+    /// Last seq carried.
+    pub to: u64,
+    /// Hash of the event at `to`.
+    pub head: Hash,
+}
+
+/// Event, feed and byte counts of a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    /// Event lines.
+    pub events: u64,
+    /// Feeds.
+    pub feeds: u64,
+    /// Bytes of all event lines, newlines included.
+    pub bytes: u64,
+}
+
+/// Line 1 of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The exporting instance.
+    pub exporter: Exporter,
+    /// Everything the exporter held when it cut the bundle: feed -> highest contiguous seq.
+    pub clock: Clock,
+    /// What the delta was cut against (empty for a full export).
+    pub base: Clock,
+    /// The instance the bundle is meant for, if any.
+    pub recipient: Option<InstanceId>,
+    /// Each feed carried, with its seq range and head.
+    pub feeds: Vec<FeedRange>,
+    /// Counts.
+    pub counts: Counts,
+    /// Creation time, ms since the epoch.
+    pub created_at: u64,
+}
+
+/// The last line of a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trailer {
+    /// Always [`FORMAT`]; the member that marks a line as the trailer.
+    pub trailer: String,
+    /// Number of event lines.
+    pub events: u64,
+    /// SHA-256 of every byte before the trailer line.
+    pub sha256: Hash,
+}
+
+fn signed_line<T: Serialize>(obj: &T, prefix: &[u8], key: &SecretKey) -> Vec<u8> {
+    // Serializing these plain structs into a `Value` cannot fail.
+    let mut v = serde_json::to_value(obj).unwrap_or(Value::Null);
+    let sig = key.sign(&message(prefix, &v));
+    if let Value::Object(m) = &mut v {
+        m.insert("sig".into(), Value::String(sig.to_hex()));
+    }
+    to_canonical(&v)
+}
+
+/// The bytes signed for an object: prefix, then SHA-256 of its canonical JSON (sig removed).
+fn message(prefix: &[u8], without_sig: &Value) -> Vec<u8> {
+    let mut m = prefix.to_vec();
+    m.extend_from_slice(Hash::digest(&to_canonical(without_sig)).as_bytes());
+    m
+}
+
+/// Splits off `sig` and checks it under `key`.
+fn check_sig(mut v: Value, prefix: &[u8], key: &PublicKey) -> Result<Value, BundleError> {
+    let sig = match v.as_object_mut().and_then(|m| m.remove("sig")) {
+        Some(Value::String(s)) => s
+            .parse::<Signature>()
+            .map_err(|e| BundleError::Shape(format!("field `sig`: {e}")))?,
+        _ => return Err(BundleError::Shape("missing field `sig`".into())),
+    };
+    key.verify(&message(prefix, &v), &sig)
+        .map_err(|_| BundleError::BadSignature)?;
+    Ok(v)
+}
+
+impl Manifest {
+    /// The signed manifest line (no newline).
+    pub fn to_line(&self, key: &SecretKey) -> Vec<u8> {
+        signed_line(self, MANIFEST_PREFIX, key)
+    }
+
+    /// Parses and verifies a manifest line: format, exporter id, signature.
+    pub fn parse(line: &[u8]) -> Result<Manifest, BundleError> {
+        let v = parse_strict(line)?;
+        match v.get("format").and_then(Value::as_str) {
+            Some(FORMAT) => {}
+            Some(other) => return Err(BundleError::Format(other.into())),
+            None => {
+                return Err(BundleError::Shape(
+                    "not a manifest: no `format` member".into(),
+                ))
+            }
+        }
+        let key: PublicKey = v
+            .pointer("/exporter/public_key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| BundleError::Shape("missing field `exporter.public_key`".into()))?
+            .parse()
+            .map_err(|e| BundleError::Shape(format!("field `exporter.public_key`: {e}")))?;
+        let v = check_sig(v, MANIFEST_PREFIX, &key)?;
+        let m: Manifest =
+            serde_json::from_value(v).map_err(|e| BundleError::Shape(e.to_string()))?;
+        let derived = InstanceId::of(&m.exporter.public_key);
+        if derived != m.exporter.instance_id {
+            return Err(BundleError::InstanceId {
+                claimed: m.exporter.instance_id,
+                derived,
+            });
+        }
+        Ok(m)
+    }
+}
+
+impl Trailer {
+    /// The signed trailer line (no newline).
+    pub fn to_line(&self, key: &SecretKey) -> Vec<u8> {
+        signed_line(self, TRAILER_PREFIX, key)
+    }
+
+    /// True when a parsed line is meant as a trailer (has a `trailer` member).
+    pub fn is_trailer(v: &Value) -> bool {
+        v.get("trailer").is_some()
+    }
+
+    /// Verifies a trailer (already parsed) under the exporter's key.
+    pub fn verify(v: Value, exporter: &PublicKey) -> Result<Trailer, BundleError> {
+        let v = check_sig(v, TRAILER_PREFIX, exporter)?;
+        let t: Trailer =
+            serde_json::from_value(v).map_err(|e| BundleError::Shape(e.to_string()))?;
+        if t.trailer != FORMAT {
+            return Err(BundleError::Format(t.trailer));
+        }
+        Ok(t)
+    }
+}
+
+fn digits(n: u64) -> u64 {
+    n.checked_ilog10().map_or(1, |d| u64::from(d) + 1)
+}
+
+/// Exact length in bytes of an event line plus its newline, from the stored sizes alone
+/// (the writer's output; a test checks the two agree). `payload_len` is `None` when withheld.
+pub fn line_len(
+    type_len: u64,
+    seq: u64,
+    timestamp: u64,
+    payload_size: u64,
+    has_prev: bool,
+    payload_len: Option<u64>,
+) -> u64 {
+    // {"author":"<64>","hash":"<64>",["payload":<P>,]"payload_hash":"<64>","payload_size":N,
+    // "prev":"<64>"|null,"seq":N,"sig":"<128>","timestamp":N,"type":"<T>"}\n
+    // Member names, quotes, colons, commas, the hex fields, braces and the newline.
+    const FIXED: u64 = 425;
+    FIXED
+        + digits(payload_size)
+        + if has_prev { 66 } else { 4 }
+        + digits(seq)
+        + digits(timestamp)
+        + type_len
+        + payload_len.map_or(0, |p| 11 + p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{sign, EventType, Payload};
+    use crate::{Seq, Timestamp};
+    use serde_json::json;
+
+    fn manifest(key: &SecretKey) -> Manifest {
+        let mut clock = Clock::new();
+        clock.set(key.public_key(), Seq::new(3).unwrap());
+        Manifest {
+            format: FORMAT.into(),
+            exporter: Exporter {
+                instance_id: InstanceId::of(&key.public_key()),
+                public_key: key.public_key(),
+                name: "ship".into(),
+            },
+            clock,
+            base: Clock::new(),
+            recipient: None,
+            feeds: vec![],
+            counts: Counts::default(),
+            created_at: 5,
+        }
+    }
+
+    #[test]
+    fn manifest_round_trip_and_forgery() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let m = manifest(&k);
+        let line = m.to_line(&k);
+        assert_eq!(Manifest::parse(&line).unwrap(), m);
+        let forged = String::from_utf8(line.clone())
+            .unwrap()
+            .replace("ship", "shop");
+        assert_eq!(
+            Manifest::parse(forged.as_bytes()),
+            Err(BundleError::BadSignature)
+        );
+        let other = SecretKey::from_seed(&[4; 32]);
+        let mut m2 = manifest(&k);
+        m2.exporter.public_key = other.public_key();
+        let e = Manifest::parse(&m2.to_line(&other)).unwrap_err();
+        assert!(matches!(e, BundleError::InstanceId { .. }), "{e}");
+        assert!(matches!(
+            Manifest::parse(b"{\"format\":\"rhizome-bundle/9\"}"),
+            Err(BundleError::Format(_))
+        ));
+    }
+
+    #[test]
+    fn trailer_round_trip() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let t = Trailer {
+            trailer: FORMAT.into(),
+            events: 2,
+            sha256: Hash::digest(b"x"),
+        };
+        let v = parse_strict(&t.to_line(&k)).unwrap();
+        assert!(Trailer::is_trailer(&v));
+        assert_eq!(Trailer::verify(v.clone(), &k.public_key()).unwrap(), t);
+        assert_eq!(
+            Trailer::verify(v, &SecretKey::from_seed(&[9; 32]).public_key()),
+            Err(BundleError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn line_len_is_exact() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let mut prev = None;
+        for (seq, ts, text) in [
+            (1u64, 0u64, "a"),
+            (2, 1_764_000_000_000, "longer text é"),
+            (10, 9, ""),
+        ] {
+            let p = if text.is_empty() {
+                json!({})
+            } else {
+                json!({"text": text})
+            };
+            let e = sign(
+                &k,
+                Seq::new(seq).unwrap(),
+                prev,
+                EventType::new("TAG_ADD").unwrap(),
+                Timestamp::new(ts).unwrap(),
+                Payload::new(p).unwrap(),
+            )
+            .unwrap();
+            prev = Some(e.hash);
+            let size = e.header.payload_size;
+            assert_eq!(
+                line_len(7, seq, ts, size, seq > 1, Some(size)),
+                e.to_line().len() as u64 + 1
+            );
+            assert_eq!(
+                line_len(7, seq, ts, size, seq > 1, None),
+                e.without_payload().to_line().len() as u64 + 1
+            );
+        }
+    }
+}
