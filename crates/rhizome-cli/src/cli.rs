@@ -11,7 +11,10 @@ EXIT CODES:
   3  invalid input: malformed JSON, schema violation, unknown target, bad key or hash
   4  passphrase: missing or wrong passphrase
   5  home: no instance here, already initialized, damaged or read-only database
-  6  verification failed: `rhizome verify` found a bad event or chain
+  6  verification failed: `rhizome verify` or `views check` found a difference
+  7  import: bundle truncated or its trailer invalid (valid events kept)
+  8  import: bundle rejected whole (bad manifest, not a bundle; nothing stored)
+  9  import: some events refused (the valid rest kept)
 
 ENVIRONMENT:
   RHIZOME_HOME        instance directory (default: the platform data directory)
@@ -247,9 +250,81 @@ EXAMPLES:
         skip_bad: bool,
     },
 
+    /// Write a bundle for a peer (or everyone) to carry on a stick
+    #[command(
+        after_help = "By default an export for a peer carries everything beyond what the peer's own last
+bundle said it holds (`acked`), so a lost stick loses nothing; --since-sent cuts against
+what was already sent instead (smaller, but relies on the last stick arriving).
+
+EXAMPLES:
+  rhizome export --to /media/stick/school.bundle --all
+  rhizome export --to /media/stick/for-ship.bundle --for 56475aa75463474c0285df5dbf2bcab7
+  rhizome export --to x.bundle --all --dry-run        # size and counts only"
+    )]
+    Export {
+        /// Bundle file to write (written atomically)
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Everything this instance holds
+        #[arg(
+            long,
+            conflicts_with = "for_peer",
+            required_unless_present = "for_peer"
+        )]
+        all: bool,
+        /// What this peer lacks (an instance id seen in a previous import)
+        #[arg(long = "for", value_name = "INSTANCE_ID")]
+        for_peer: Option<String>,
+        /// Cut against what was sent to the peer, not what it acknowledged
+        #[arg(long, requires = "for_peer")]
+        since_sent: bool,
+        /// Only print the size and counts
+        #[arg(long)]
+        dry_run: bool,
+    },
+
+    /// Read a bundle: verify every event, store what is new
+    #[command(
+        after_help = "Exit codes besides the common ones: 7 the bundle is truncated or its trailer is
+invalid (every valid event read was kept), 8 the bundle was rejected whole (nothing
+stored), 9 some events were refused (the valid rest was kept).
+
+EXAMPLES:
+  rhizome import /media/stick/school.bundle
+  rhizome import school.bundle --json | jq .new"
+    )]
+    Import {
+        /// Bundle file
+        file: PathBuf,
+    },
+
+    /// Look at a bundle without importing it
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+
+    /// Instances this one has exchanged bundles with, their clocks and trust
+    #[command(after_help = "EXAMPLES:\n  rhizome peers\n  rhizome peers --json | jq '.[].acked'")]
+    Peers,
+
+    /// Feeds whose authors signed two different events at the same position (fork evidence)
+    #[command(after_help = "EXAMPLES:\n  rhizome forks --json")]
+    Forks,
+
     /// Measure throughput on this machine (figures for BENCHMARKS.md); touches no home
     #[command(subcommand)]
     Bench(BenchCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BundleCmd {
+    /// Manifest, counts, signature and trailer validity of a bundle file
+    #[command(
+        after_help = "EXAMPLES:\n  rhizome bundle inspect /media/stick/school.bundle\n  rhizome bundle inspect x.bundle --json | jq .status"
+    )]
+    Inspect {
+        /// Bundle file
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,8 +9,14 @@ pub const INVALID_INPUT: u8 = 3;
 pub const PASSPHRASE: u8 = 4;
 /// No instance, already initialized, damaged or read-only database.
 pub const HOME: u8 = 5;
-/// `verify` found a bad event or chain.
+/// `verify` found a bad event or chain; `views check` found a difference.
 pub const VERIFY_FAILED: u8 = 6;
+/// A bundle without a valid trailer: truncated or altered (valid events kept).
+pub const TRUNCATED: u8 = 7;
+/// A bundle refused whole: nothing stored.
+pub const REJECTED: u8 = 8;
+/// Some events of a bundle refused, the rest kept.
+pub const PARTIAL: u8 = 9;
 
 /// An error with the exit code it deserves.
 #[derive(Debug, thiserror::Error)]

@@ -19,12 +19,13 @@ mod migrate;
 mod progress;
 mod read;
 mod show;
+mod sneaker;
 mod write;
 
 use clap::Parser;
 use std::process::ExitCode;
 
-use cli::{AuthorCmd, Cli, Command, ViewsCmd};
+use cli::{AuthorCmd, BundleCmd, Cli, Command, ViewsCmd};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -35,8 +36,10 @@ pub fn now_ms() -> u64 {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
-    if let Command::Bench(b) = &cli.command {
-        return bench::run(b, json);
+    match &cli.command {
+        Command::Bench(b) => return bench::run(b, json),
+        Command::Bundle(BundleCmd::Inspect { file }) => return sneaker::inspect(file, json),
+        _ => {}
     }
     let home = home::resolve(cli.home.as_deref())?;
     match &cli.command {
@@ -63,6 +66,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Views(ViewsCmd::Rebuild) => show::rebuild(&home, json),
         Command::Views(ViewsCmd::Check) => show::check(&home, json),
         Command::Migrate { from, skip_bad } => migrate::run(&home, from, *skip_bad, json),
+        Command::Export {
+            to,
+            for_peer,
+            since_sent,
+            dry_run,
+            ..
+        } => sneaker::export(&home, to, for_peer.as_deref(), *since_sent, *dry_run, json),
+        Command::Import { file } => sneaker::import(&home, file, json),
+        Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(file, json),
+        Command::Peers => sneaker::peers(&home, json),
+        Command::Forks => sneaker::forks(&home, json),
         cmd => write::run(&home, cli.as_author.as_deref(), cmd, json),
     }
 }

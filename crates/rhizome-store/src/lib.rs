@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod sqlite;
+pub mod sync_state;
 pub mod views;
 
 use rhizome_core::sealed::StoredSecret;

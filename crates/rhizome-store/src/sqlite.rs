@@ -76,21 +76,54 @@ fn migrations() -> Vec<(String, bool)> {
                 .to_string(),
             false,
         ),
+        // 4: peers and their clocks; events waiting for their predecessors; fork evidence.
+        (
+            "CREATE TABLE peers (
+                instance_id BLOB PRIMARY KEY,
+                public_key BLOB NOT NULL,
+                name TEXT NOT NULL,
+                trust TEXT NOT NULL DEFAULT 'unknown',
+                sent TEXT NOT NULL DEFAULT '{}',
+                acked TEXT NOT NULL DEFAULT '{}',
+                last_exchange_at INTEGER,
+                last_method TEXT,
+                last_direction TEXT
+            ) WITHOUT ROWID;
+            CREATE TABLE pending (
+                author BLOB NOT NULL,
+                seq INTEGER NOT NULL,
+                hash BLOB NOT NULL,
+                line BLOB NOT NULL,
+                PRIMARY KEY (author, seq, hash)
+            ) WITHOUT ROWID;
+            CREATE TABLE forks (
+                author BLOB NOT NULL,
+                seq INTEGER NOT NULL,
+                hash BLOB NOT NULL,       -- the event not in the log
+                held BLOB NOT NULL,       -- what the log holds at that seq (or its head)
+                kind TEXT NOT NULL,       -- same_seq | prev_mismatch
+                carrier BLOB,             -- instance that brought it
+                line BLOB NOT NULL,
+                PRIMARY KEY (author, seq, hash)
+            ) WITHOUT ROWID;"
+                .to_string(),
+            false,
+        ),
     ]
 }
 
 /// Current schema version of this build: the number of migrations.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const SEQ_LIMIT: u64 = u32::MAX as u64;
 
-const EVENT_COLUMNS: &str = "e.id, f.author, e.hash, e.prev, e.type, e.timestamp, \
+pub(crate) const EVENT_COLUMNS: &str = "e.id, f.author, e.hash, e.prev, e.type, e.timestamp, \
      e.payload_hash, e.payload_size, e.payload, e.sig";
 
 /// A Rhizome store in one SQLite file.
 pub struct SqliteStore {
-    conn: Connection,
-    path: PathBuf,
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
 }
 
 struct FeedState {
@@ -270,7 +303,7 @@ impl SqliteStore {
     }
 }
 
-fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+pub(crate) fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     let shown = path.display().to_string();
     match e.sqlite_error_code() {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
@@ -290,7 +323,7 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn hash_col(bytes: &[u8], what: &str) -> Result<Hash> {
+pub(crate) fn hash_col(bytes: &[u8], what: &str) -> Result<Hash> {
     Hash::try_from(bytes).map_err(|e| StoreError::BadRow {
         location: what.into(),
         detail: e.to_string(),
@@ -304,7 +337,7 @@ fn secret_col(text: &str, what: &str) -> Result<StoredSecret> {
     })
 }
 
-fn key_col(bytes: &[u8], what: &str) -> Result<PublicKey> {
+pub(crate) fn key_col(bytes: &[u8], what: &str) -> Result<PublicKey> {
     PublicKey::try_from(bytes).map_err(|e| StoreError::BadRow {
         location: what.into(),
         detail: e.to_string(),
@@ -312,7 +345,7 @@ fn key_col(bytes: &[u8], what: &str) -> Result<PublicKey> {
 }
 
 /// The raw columns of one event row, decoded outside the SQLite callback.
-struct RawRow {
+pub(crate) struct RawRow {
     id: i64,
     author: Vec<u8>,
     hash: Vec<u8>,
@@ -326,7 +359,7 @@ struct RawRow {
 }
 
 impl RawRow {
-    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+    pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             id: r.get(0)?,
             author: r.get(1)?,
@@ -341,7 +374,7 @@ impl RawRow {
         })
     }
 
-    fn decode(self) -> Result<Event> {
+    pub(crate) fn decode(self) -> Result<Event> {
         let seq = (self.id & 0xffff_ffff) as u64;
         let location = match PublicKey::try_from(&self.author[..]) {
             Ok(a) => format!("{a} seq {seq}"),
@@ -667,7 +700,7 @@ fn insert_author(tx: &rusqlite::Transaction<'_>, a: &LocalAuthor) -> Result<()> 
 }
 
 /// Appends events inside `tx`, applying the chain rules and the views.
-fn append_in(
+pub(crate) fn append_in(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
     events: &[VerifiedEvent],
@@ -780,7 +813,7 @@ impl ViewCheck {
 }
 
 impl SqliteStore {
-    fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
+    pub(crate) fn write_tx(&mut self) -> Result<rusqlite::Transaction<'_>> {
         let path = self.path.clone();
         self.conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

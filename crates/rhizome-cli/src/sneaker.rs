@@ -1,0 +1,350 @@
+//! `export`, `import`, `bundle inspect`, `peers`, `forks`: bundles on a stick.
+
+use anyhow::{Context, Result};
+use rhizome_core::bundle::Exporter;
+use rhizome_core::{Clock, InstanceId};
+use rhizome_store::sync_state::Direction;
+use rhizome_store::Store;
+use rhizome_sync::{ImportOptions, Status};
+use serde_json::json;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use crate::exit::{fail, INVALID_INPUT, PARTIAL, REJECTED, TRUNCATED};
+use crate::home::{self, Keeper};
+use crate::now_ms;
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / 1_048_576.0)
+}
+
+fn parse_instance(text: &str) -> Result<InstanceId> {
+    text.parse().map_err(|e| {
+        fail(
+            INVALID_INPUT,
+            format!("{text:?} is not an instance id (32 hex characters): {e}"),
+        )
+    })
+}
+
+/// `rhizome export`.
+pub fn export(
+    home_dir: &Path,
+    to: &Path,
+    for_peer: Option<&str>,
+    since_sent: bool,
+    dry_run: bool,
+    json: bool,
+) -> Result<()> {
+    let mut store = home::open(home_dir)?;
+    let identity = store.identity()?;
+    let (base, recipient) = match for_peer {
+        None => (Clock::new(), None),
+        Some(text) => {
+            let id = parse_instance(text)?;
+            let peer = store.peer(&id)?.ok_or_else(|| {
+                fail(INVALID_INPUT, format!("unknown peer {id}: import a bundle from it first (see `rhizome peers`), or export --all"))
+            })?;
+            (
+                if since_sent {
+                    peer.sent.clone()
+                } else {
+                    peer.acked.clone()
+                },
+                Some(peer),
+            )
+        }
+    };
+    let exporter = Exporter {
+        instance_id: InstanceId::of(&identity.public_key),
+        public_key: identity.public_key,
+        name: identity.name.clone(),
+    };
+    let plan = rhizome_sync::plan_export(
+        &store,
+        exporter,
+        base,
+        recipient.as_ref().map(|p| p.instance_id),
+        now_ms(),
+    )?;
+    let counts = plan.manifest.counts;
+    // The size of the signed lines does not depend on the key, so a throwaway key estimates it.
+    let estimate = plan.file_bytes(&rhizome_core::SecretKey::from_seed(&[0; 32]));
+    if !json {
+        eprintln!(
+            "{} {} events in {} feeds, {} ({estimate} bytes) to {}",
+            if dry_run { "Would export" } else { "Exporting" },
+            counts.events,
+            counts.feeds,
+            mib(estimate),
+            to.display()
+        );
+    }
+    if dry_run {
+        if json {
+            say!(
+                "{}",
+                json!({"dry_run": true, "events": counts.events, "feeds": counts.feeds, "bytes": estimate, "to": to})
+            );
+        }
+        return Ok(());
+    }
+    let key = Keeper::unlock(&identity.secret)?.open(&identity.secret, &identity.public_key)?;
+    let bar = crate::progress::bar(counts.events, "exporting");
+    let trailer = rhizome_sync::write_file_atomically(to, |w| -> Result<_> {
+        Ok(rhizome_sync::write_bundle(
+            &store,
+            &plan,
+            &key,
+            w,
+            &mut |n| bar.set_position(n),
+        )?)
+    })
+    .with_context(|| format!("writing {}", to.display()))?;
+    bar.finish_and_clear();
+    if let Some(peer) = &recipient {
+        store.record_exchange(
+            &peer.public_key,
+            &peer.name,
+            Direction::Export,
+            &plan.manifest.clock,
+            now_ms(),
+            "usb",
+        )?;
+    }
+    let size = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    if json {
+        say!(
+            "{}",
+            json!({"to": to, "events": trailer.events, "feeds": counts.feeds, "bytes": size,
+                   "sha256": trailer.sha256, "recipient": recipient.map(|p| p.instance_id)})
+        );
+    } else {
+        say!(
+            "wrote {} events in {} feeds ({}) to {}",
+            trailer.events,
+            counts.feeds,
+            mib(size),
+            to.display()
+        );
+    }
+    Ok(())
+}
+
+fn open_bundle(file: &Path) -> Result<(BufReader<File>, u64)> {
+    let f = File::open(file).map_err(|e| {
+        fail(
+            INVALID_INPUT,
+            format!("cannot read {}: {e}", file.display()),
+        )
+    })?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((BufReader::with_capacity(1 << 20, f), len))
+}
+
+/// `rhizome import`.
+pub fn import(home_dir: &Path, file: &Path, json: bool) -> Result<()> {
+    let mut store = home::open(home_dir)?;
+    let (reader, len) = open_bundle(file)?;
+    let bar = crate::progress::bar(len, "importing");
+    let opts = ImportOptions {
+        now: now_ms(),
+        method: "usb".into(),
+    };
+    let report =
+        rhizome_sync::import_bundle(&mut store, reader, &opts, &mut |b| bar.set_position(b))
+            .map_err(|e| match e {
+                rhizome_sync::ImportError::Store(s) => anyhow::Error::from(s),
+                other => fail(
+                    REJECTED,
+                    format!("{}: rejected, nothing stored: {other}", file.display()),
+                ),
+            })?;
+    bar.finish_and_clear();
+    if json {
+        say!("{}", serde_json::to_string(&report)?);
+    } else {
+        let e = &report.exporter;
+        let status = match &report.status {
+            Status::Complete => "complete".to_string(),
+            Status::Truncated => "TRUNCATED (no trailer: a half-copied file?)".to_string(),
+            Status::TrailerInvalid(why) => format!("TRAILER INVALID ({why})"),
+        };
+        say!(
+            "Bundle from {:?} (instance {}, key {}): {status}",
+            e.name,
+            e.instance_id,
+            e.public_key.fingerprint()
+        );
+        say!(
+            "  events  {} read: {} new, {} duplicate, {} pending, {} fork(s), {} refused",
+            report.events_read,
+            report.new,
+            report.duplicate,
+            report.pending,
+            report.forks,
+            report.refused_total
+        );
+        if report.promoted > 0 {
+            say!(
+                "  pending {} earlier event(s) joined their feeds",
+                report.promoted
+            );
+        }
+        for r in report.refused.iter().take(20) {
+            say!("  refused line {}: {}", r.line, r.reason);
+        }
+        for m in &report.missing {
+            say!("  missing {m}");
+        }
+        say!(
+            "  {} feed(s) touched, {} in {:.2} s ({:.0} events/s)",
+            report.feeds_touched,
+            mib(report.bytes),
+            report.seconds,
+            report.events_per_second
+        );
+    }
+    match report.status {
+        Status::Truncated => Err(fail(
+            TRUNCATED,
+            format!(
+                "{} is truncated: kept every valid event read",
+                file.display()
+            ),
+        )),
+        Status::TrailerInvalid(why) => Err(fail(
+            TRUNCATED,
+            format!(
+                "{}: trailer invalid ({why}); kept every valid event",
+                file.display()
+            ),
+        )),
+        Status::Complete if report.refused_total > 0 => Err(fail(
+            PARTIAL,
+            format!(
+                "{} event(s) refused; the valid rest was kept",
+                report.refused_total
+            ),
+        )),
+        Status::Complete => Ok(()),
+    }
+}
+
+/// `rhizome bundle inspect`.
+pub fn inspect(file: &Path, json: bool) -> Result<()> {
+    let (reader, _) = open_bundle(file)?;
+    let ins = rhizome_sync::inspect_bundle(reader)
+        .map_err(|e| fail(REJECTED, format!("{}: {e}", file.display())))?;
+    if json {
+        say!("{}", serde_json::to_string(&ins)?);
+    } else {
+        match (&ins.manifest, &ins.manifest_error) {
+            (Some(m), _) => {
+                say!("format      {}", m.format);
+                say!(
+                    "exporter    {:?} (instance {}, key {})",
+                    m.exporter.name,
+                    m.exporter.instance_id,
+                    m.exporter.public_key.fingerprint()
+                );
+                say!("manifest    signature valid");
+                say!(
+                    "recipient   {}",
+                    m.recipient.map_or("anyone".to_string(), |r| r.to_string())
+                );
+                say!(
+                    "carries     {} events in {} feeds ({} of event lines)",
+                    m.counts.events,
+                    m.counts.feeds,
+                    mib(m.counts.bytes)
+                );
+                say!(
+                    "exporter clock covers {} feeds; base clock {} feeds",
+                    m.clock.len(),
+                    m.base.len()
+                );
+            }
+            (None, err) => say!(
+                "manifest    INVALID: {}",
+                err.as_deref().unwrap_or("unknown")
+            ),
+        }
+        say!(
+            "lines       {} event lines ({} malformed), {}",
+            ins.event_lines,
+            ins.malformed_lines,
+            mib(ins.bytes)
+        );
+        match &ins.status {
+            Status::Complete => say!("trailer     valid: the bundle is complete"),
+            Status::Truncated => say!("trailer     MISSING: truncated"),
+            Status::TrailerInvalid(why) => say!("trailer     INVALID: {why}"),
+        }
+    }
+    match (&ins.manifest, &ins.status) {
+        (None, _) => Err(fail(
+            REJECTED,
+            format!("{}: manifest invalid", file.display()),
+        )),
+        (_, Status::Complete) => Ok(()),
+        _ => Err(fail(
+            TRUNCATED,
+            format!("{}: no valid trailer", file.display()),
+        )),
+    }
+}
+
+/// `rhizome peers`.
+pub fn peers(home_dir: &Path, json: bool) -> Result<()> {
+    let store = home::open_for_reading(home_dir)?;
+    let peers = store.peers()?;
+    if json {
+        say!("{}", serde_json::to_string(&peers)?);
+        return Ok(());
+    }
+    if peers.is_empty() {
+        say!("(no peers yet: import a bundle from another instance)");
+    }
+    let total = |c: &Clock| c.iter().map(|(_, s)| s.get()).sum::<u64>();
+    for p in &peers {
+        say!("{:<20} {}  {:?}", p.name, p.instance_id, p.trust);
+        say!(
+            "  acked {} events in {} feeds; sent {} events in {} feeds; last {} {} at {}",
+            total(&p.acked),
+            p.acked.len(),
+            total(&p.sent),
+            p.sent.len(),
+            p.last_direction.as_deref().unwrap_or("-"),
+            p.last_method.as_deref().unwrap_or("-"),
+            p.last_exchange_at
+                .map_or("-".to_string(), |t| t.to_string())
+        );
+    }
+    Ok(())
+}
+
+/// `rhizome forks`.
+pub fn forks(home_dir: &Path, json: bool) -> Result<()> {
+    let store = home::open_for_reading(home_dir)?;
+    let forks = store.forks()?;
+    if json {
+        say!("{}", serde_json::to_string(&forks)?);
+    } else if forks.is_empty() {
+        say!("no forks");
+    } else {
+        for f in &forks {
+            say!(
+                "{} seq {} ({}): held {} / other {} carried by {}",
+                f.author,
+                f.seq,
+                f.kind,
+                f.held,
+                f.other,
+                f.carrier.map_or("-".to_string(), |c| c.to_string())
+            );
+        }
+    }
+    Ok(())
+}

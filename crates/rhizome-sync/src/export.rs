@@ -1,0 +1,160 @@
+//! Export: decide from clocks what a peer lacks, then write a bundle, atomically when it is a
+//! file. Reads only the (author, seq) ranges beyond the base clock, so a delta costs O(delta).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use rhizome_core::bundle::{self, Counts, Exporter, FeedRange, Manifest, Trailer};
+use rhizome_core::{Clock, Hash, InstanceId, SecretKey};
+use rhizome_store::{SqliteStore, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+/// What an export will carry, known exactly before a byte is written.
+#[derive(Debug, Clone)]
+pub struct ExportPlan {
+    /// The manifest to sign (its counts are exact).
+    pub manifest: Manifest,
+}
+
+impl ExportPlan {
+    /// Exact size of the bundle file: manifest line, event lines, trailer line.
+    pub fn file_bytes(&self, key: &SecretKey) -> u64 {
+        let trailer = Trailer {
+            trailer: bundle::FORMAT.into(),
+            events: self.manifest.counts.events,
+            sha256: Hash::digest(b""),
+        };
+        self.manifest.to_line(key).len() as u64
+            + 1
+            + self.manifest.counts.bytes
+            + trailer.to_line(key).len() as u64
+            + 1
+    }
+}
+
+/// Plans an export of everything beyond `base`.
+pub fn plan_export(
+    store: &SqliteStore,
+    exporter: Exporter,
+    base: Clock,
+    recipient: Option<InstanceId>,
+    created_at: u64,
+) -> Result<ExportPlan, StoreError> {
+    let clock = store.clock()?;
+    let mut feeds = Vec::new();
+    let mut counts = Counts::default();
+    for (author, from, to) in clock.ahead_of(&base) {
+        let plan = store.plan_range(&author, from, to, &|_| false)?;
+        let Some(head) = plan.head else { continue };
+        counts.events += plan.count;
+        counts.bytes += plan.bytes;
+        counts.feeds += 1;
+        feeds.push(FeedRange {
+            author,
+            from,
+            to,
+            head,
+        });
+    }
+    Ok(ExportPlan {
+        manifest: Manifest {
+            format: bundle::FORMAT.into(),
+            exporter,
+            clock,
+            base,
+            recipient,
+            feeds,
+            counts,
+            created_at,
+        },
+    })
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<'a, W: Write> {
+    inner: &'a mut W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the bundle a plan describes. `progress` is called with the events written so far.
+pub fn write_bundle<W: Write>(
+    store: &SqliteStore,
+    plan: &ExportPlan,
+    key: &SecretKey,
+    out: &mut W,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Trailer, StoreError> {
+    let io = |e: std::io::Error| StoreError::Limit(format!("writing the bundle: {e}"));
+    let mut w = Hashing {
+        inner: out,
+        hasher: Sha256::new(),
+    };
+    w.write_all(&plan.manifest.to_line(key)).map_err(io)?;
+    w.write_all(b"\n").map_err(io)?;
+    let mut written = 0u64;
+    for f in &plan.manifest.feeds {
+        written += store.write_range(&f.author, f.from, f.to, &|_| false, &mut |line| {
+            w.write_all(line)?;
+            Ok(())
+        })?;
+        progress(written);
+    }
+    if written != plan.manifest.counts.events {
+        return Err(StoreError::Limit(format!(
+            "the store changed while exporting: planned {} events, wrote {written}",
+            plan.manifest.counts.events
+        )));
+    }
+    let trailer = Trailer {
+        trailer: bundle::FORMAT.into(),
+        events: written,
+        sha256: Hash::from_bytes(w.hasher.clone().finalize().into()),
+    };
+    w.write_all(&trailer.to_line(key)).map_err(io)?;
+    w.write_all(b"\n").map_err(io)?;
+    w.flush().map_err(io)?;
+    Ok(trailer)
+}
+
+/// Writes `path` through a temporary file beside it: write, fsync, rename, fsync the
+/// directory. An interrupted write never leaves a file at `path` that looks complete.
+pub fn write_file_atomically<T, E: From<std::io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> Result<T, E>,
+) -> Result<T, E> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".into());
+    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
+    let result = (|| {
+        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        let value = write(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()?;
+        Ok(value)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,445 @@
+//! Import: read a bundle as a stream, verify everything, store what is new, and say exactly
+//! what happened. Never holds the whole bundle in memory; each batch is its own durable
+//! transaction, so an interrupted import re-run ends where one clean run would.
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::time::Instant;
+
+use rhizome_core::bundle::{BundleError, Exporter, Manifest, Trailer};
+use rhizome_core::canonical::parse_strict;
+use rhizome_core::event::{verify_batch, EventError};
+use rhizome_core::{Event, Hash, PublicKey, VerifiedEvent};
+use rhizome_store::sync_state::Direction;
+use rhizome_store::{Outcome, SqliteStore, StoreError};
+
+use crate::lines::{Line, LineReader};
+
+/// Longest line accepted (an event with a large payload; the manifest of many feeds).
+pub const MAX_LINE: usize = 16 << 20;
+/// Events verified and committed together.
+const BATCH: usize = 4096;
+
+/// Why a whole bundle was refused (nothing stored).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The file is empty.
+    #[error("empty file: not a bundle")]
+    Empty,
+    /// Line 1 is not a valid, signed manifest.
+    #[error("line 1 (manifest): {0}")]
+    Manifest(BundleError),
+    /// Line 1 is longer than any manifest may be.
+    #[error("line 1 (manifest): longer than {MAX_LINE} bytes")]
+    ManifestTooLong,
+    /// Reading failed.
+    #[error("reading the bundle: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How an import ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "detail")]
+pub enum Status {
+    /// Trailer present and valid: the bundle arrived whole.
+    Complete,
+    /// The stream ended without a trailer: a half-copied file. Every valid event read was kept.
+    Truncated,
+    /// A trailer is there but does not match what was read (forged, altered, or spliced).
+    TrailerInvalid(String),
+}
+
+/// An event line that was refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    /// 1-based line number in the bundle.
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// Who made the bundle.
+    pub exporter: Exporter,
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: Status,
+    /// Event lines read.
+    pub events_read: u64,
+    /// Newly stored.
+    pub new: u64,
+    /// Already held.
+    pub duplicate: u64,
+    /// Waiting for earlier events of their feeds.
+    pub pending: u64,
+    /// Earlier pending events that now joined their feeds.
+    pub promoted: u64,
+    /// Fork evidence kept (same author and seq, different event).
+    pub forks: u64,
+    /// Refused lines (at most 1,000 listed; `refused_total` counts all).
+    pub refused: Vec<Refusal>,
+    /// All refused lines.
+    pub refused_total: u64,
+    /// Feeds that received events.
+    pub feeds_touched: u64,
+    /// Manifest ranges that the bundle did not deliver in full.
+    pub missing: Vec<String>,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Event lines per second.
+    pub events_per_second: f64,
+}
+
+/// Import settings.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Time of the import, ms since the epoch (recorded as the peer's last exchange).
+    pub now: u64,
+    /// How the bundle travelled: "usb" or "https".
+    pub method: String,
+}
+
+/// A parsed line, before signatures are checked.
+enum Parsed {
+    Event(u64, Event),
+    Refused(u64, String),
+    Trailer(u64, Value),
+}
+
+fn parse_line(n: u64, bytes: &[u8]) -> Parsed {
+    match parse_strict(bytes) {
+        Err(e) => Parsed::Refused(n, EventError::Json(e).to_string()),
+        Ok(v) if Trailer::is_trailer(&v) => Parsed::Trailer(n, v),
+        Ok(Value::Object(m)) => match Event::from_map(m) {
+            Ok(e) => Parsed::Event(n, e),
+            Err(e) => Parsed::Refused(n, e.to_string()),
+        },
+        Ok(_) => Parsed::Refused(n, EventError::NotAnObject.to_string()),
+    }
+}
+
+/// Per-feed tally against the manifest's ranges.
+#[derive(Default)]
+struct Seen {
+    count: u64,
+}
+
+/// Stored hashes of the feed being read, to recognise duplicates without verifying them.
+struct DupCache {
+    author: Option<PublicKey>,
+    hashes: BTreeMap<u64, Hash>,
+}
+
+impl DupCache {
+    fn is_duplicate(
+        &mut self,
+        store: &SqliteStore,
+        manifest: &Manifest,
+        ev: &Event,
+    ) -> Result<bool, StoreError> {
+        let a = ev.header.author;
+        if self.author != Some(a) {
+            let (from, to) = manifest
+                .feeds
+                .iter()
+                .find(|f| f.author == a)
+                .map_or((ev.header.seq.get(), ev.header.seq.get()), |f| {
+                    (f.from, f.to)
+                });
+            self.hashes = store
+                .stored_hashes(
+                    &a,
+                    from.min(ev.header.seq.get()),
+                    to.max(ev.header.seq.get()),
+                )?
+                .into_iter()
+                .collect();
+            self.author = Some(a);
+        }
+        // A duplicate is confirmed by the hash recomputed from the line, never by its claim.
+        Ok(
+            self.hashes.get(&ev.header.seq.get()) == Some(&ev.header.hash())
+                && ev.hash == ev.header.hash(),
+        )
+    }
+}
+
+/// Reads, verifies and stores a bundle. See the module docs.
+pub fn import_bundle<R: BufRead>(
+    store: &mut SqliteStore,
+    input: R,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
+    let mut reader = LineReader::new(input, MAX_LINE);
+    let manifest = match reader.next_line()? {
+        Line::End => return Err(ImportError::Empty),
+        Line::TooLong { .. } => return Err(ImportError::ManifestTooLong),
+        Line::Text { bytes, .. } => Manifest::parse(&bytes).map_err(ImportError::Manifest)?,
+    };
+    let carrier = manifest.exporter.instance_id;
+    let mut report = ImportReport {
+        exporter: manifest.exporter.clone(),
+        status: Status::Truncated,
+        events_read: 0,
+        new: 0,
+        duplicate: 0,
+        pending: 0,
+        promoted: 0,
+        forks: 0,
+        refused: Vec::new(),
+        refused_total: 0,
+        feeds_touched: 0,
+        missing: Vec::new(),
+        bytes: 0,
+        seconds: 0.0,
+        events_per_second: 0.0,
+    };
+    let refuse = |report: &mut ImportReport, line: u64, reason: String| {
+        report.refused_total += 1;
+        if report.refused.len() < 1000 {
+            report.refused.push(Refusal { line, reason });
+        }
+    };
+    let mut seen: BTreeMap<PublicKey, Seen> = BTreeMap::new();
+    let mut dups = DupCache {
+        author: None,
+        hashes: BTreeMap::new(),
+    };
+    let mut line_no = 1u64;
+    let mut trailer: Option<(u64, Value, [u8; 32])> = None;
+    let mut after_trailer = false;
+
+    loop {
+        // Read a batch of raw lines (bounded memory), stopping at the trailer.
+        let mut raw: Vec<(u64, Vec<u8>, bool)> = Vec::with_capacity(BATCH);
+        let mut ended = false;
+        while raw.len() < BATCH {
+            match reader.next_line()? {
+                Line::End => {
+                    ended = true;
+                    break;
+                }
+                Line::TooLong { len } => {
+                    line_no += 1;
+                    if trailer.is_some() {
+                        after_trailer = true;
+                    } else {
+                        refuse(
+                            &mut report,
+                            line_no,
+                            format!("line of {len} bytes is longer than the {MAX_LINE}-byte limit"),
+                        );
+                    }
+                }
+                Line::Text { bytes, terminated } => {
+                    line_no += 1;
+                    if trailer.is_some() {
+                        after_trailer |= !bytes.iter().all(u8::is_ascii_whitespace);
+                        continue;
+                    }
+                    // Only a line naming "trailer" can be the trailer; most lines skip this parse.
+                    if bytes.windows(9).any(|w| w == b"\"trailer\"") {
+                        if let Some(v) = parse_strict(&bytes).ok().filter(Trailer::is_trailer) {
+                            trailer = Some((line_no, v, reader.digest_before_last_line()));
+                            continue;
+                        }
+                    }
+                    raw.push((line_no, bytes, terminated));
+                }
+            }
+        }
+        // Parse and check commitments on all cores.
+        let parsed: Vec<Parsed> = raw
+            .into_par_iter()
+            .map(|(n, bytes, terminated)| match parse_line(n, &bytes) {
+                // A cut last line is the truncation itself, not a bad event.
+                Parsed::Refused(..) if !terminated => Parsed::Refused(n, String::new()),
+                p => p,
+            })
+            .collect();
+        let mut to_verify: Vec<(u64, Event)> = Vec::new();
+        for p in parsed {
+            match p {
+                Parsed::Refused(_, reason) if reason.is_empty() => {}
+                Parsed::Refused(n, reason) => {
+                    report.events_read += 1;
+                    refuse(&mut report, n, reason);
+                }
+                Parsed::Trailer(n, _) => refuse(&mut report, n, "unexpected trailer".into()),
+                Parsed::Event(n, ev) => {
+                    report.events_read += 1;
+                    seen.entry(ev.header.author).or_default().count += 1;
+                    if dups.is_duplicate(store, &manifest, &ev)? {
+                        report.duplicate += 1;
+                    } else {
+                        to_verify.push((n, ev));
+                    }
+                }
+            }
+        }
+        // Verify signatures on all cores, keeping line order.
+        let chunk = to_verify
+            .len()
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(1);
+        let (lines, events): (Vec<u64>, Vec<Event>) = to_verify.into_iter().unzip();
+        let results: Vec<_> = events
+            .par_chunks(chunk)
+            .flat_map_iter(|c| verify_batch(c.to_vec()))
+            .collect();
+        let mut verified: Vec<VerifiedEvent> = Vec::with_capacity(results.len());
+        for (n, r) in lines.into_iter().zip(results) {
+            match r {
+                Ok(ev) => verified.push(ev),
+                Err(rej) => refuse(&mut report, n, rej.error.to_string()),
+            }
+        }
+        if !verified.is_empty() {
+            let result = store.import_batch(&verified, Some(&carrier))?;
+            report.promoted += result.promoted;
+            for o in &result.outcomes {
+                match o {
+                    Outcome::Inserted => report.new += 1,
+                    Outcome::Duplicate => report.duplicate += 1,
+                    Outcome::Gap { .. } => report.pending += 1,
+                    Outcome::Fork { .. } | Outcome::PrevMismatch { .. } => report.forks += 1,
+                }
+            }
+        }
+        progress(reader.bytes);
+        if ended {
+            break;
+        }
+    }
+    report.pending = report.pending.saturating_sub(report.promoted);
+    report.feeds_touched = seen.len() as u64;
+    report.status = match trailer {
+        None => Status::Truncated,
+        Some(_) if after_trailer => Status::TrailerInvalid("data after the trailer line".into()),
+        Some((n, v, digest)) => match Trailer::verify(v, &manifest.exporter.public_key) {
+            Err(e) => Status::TrailerInvalid(format!("line {n}: {e}")),
+            Ok(t) if t.sha256.as_bytes() != &digest => Status::TrailerInvalid(format!(
+                "line {n}: the bytes before the trailer do not hash to its sha256"
+            )),
+            Ok(t) if t.events != report.events_read => Status::TrailerInvalid(format!(
+                "line {n}: trailer counts {} events but {} were read",
+                t.events, report.events_read
+            )),
+            Ok(_) => Status::Complete,
+        },
+    };
+    for f in &manifest.feeds {
+        let got = seen.get(&f.author).map_or(0, |s| s.count);
+        let want = f.to - f.from + 1;
+        if got != want {
+            report.missing.push(format!(
+                "feed {} seq {}..{}: manifest lists {want} events, bundle had {got}",
+                f.author, f.from, f.to
+            ));
+        }
+    }
+    store.record_exchange(
+        &manifest.exporter.public_key,
+        &manifest.exporter.name,
+        Direction::Import,
+        &manifest.clock,
+        opts.now,
+        &opts.method,
+    )?;
+    report.bytes = reader.bytes;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.events_per_second = report.events_read as f64 / report.seconds.max(1e-9);
+    Ok(report)
+}
+
+/// What `bundle inspect` finds, without importing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// The manifest, if line 1 is a valid one.
+    pub manifest: Option<Manifest>,
+    /// Why line 1 is not, otherwise.
+    pub manifest_error: Option<String>,
+    /// Event lines.
+    pub event_lines: u64,
+    /// Event lines that do not parse as events.
+    pub malformed_lines: u64,
+    /// Trailer state.
+    #[serde(flatten)]
+    pub status: Status,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// Reads a whole bundle and checks manifest and trailer (not each event's signature).
+pub fn inspect_bundle<R: BufRead>(input: R) -> Result<Inspection, ImportError> {
+    let mut reader = LineReader::new(input, MAX_LINE);
+    let (manifest, manifest_error) = match reader.next_line()? {
+        Line::End => return Err(ImportError::Empty),
+        Line::TooLong { .. } => (None, Some(format!("longer than {MAX_LINE} bytes"))),
+        Line::Text { bytes, .. } => match Manifest::parse(&bytes) {
+            Ok(m) => (Some(m), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+    };
+    let mut out = Inspection {
+        manifest,
+        manifest_error,
+        event_lines: 0,
+        malformed_lines: 0,
+        status: Status::Truncated,
+        bytes: 0,
+    };
+    let mut trailer: Option<(Value, [u8; 32])> = None;
+    let mut after = false;
+    loop {
+        match reader.next_line()? {
+            Line::End => break,
+            _ if trailer.is_some() => after = true,
+            Line::TooLong { .. } => {
+                out.event_lines += 1;
+                out.malformed_lines += 1;
+            }
+            Line::Text { bytes, .. } => match parse_line(0, &bytes) {
+                Parsed::Trailer(_, v) => trailer = Some((v, reader.digest_before_last_line())),
+                Parsed::Event(..) => out.event_lines += 1,
+                Parsed::Refused(..) => {
+                    out.event_lines += 1;
+                    out.malformed_lines += 1;
+                }
+            },
+        }
+    }
+    out.bytes = reader.bytes;
+    out.status = match (trailer, &out.manifest) {
+        (None, _) => Status::Truncated,
+        (Some(_), _) if after => Status::TrailerInvalid("data after the trailer line".into()),
+        (Some(_), None) => {
+            Status::TrailerInvalid("no valid manifest to check the trailer against".into())
+        }
+        (Some((v, digest)), Some(m)) => match Trailer::verify(v, &m.exporter.public_key) {
+            Err(e) => Status::TrailerInvalid(e.to_string()),
+            Ok(t) if t.sha256.as_bytes() != &digest => Status::TrailerInvalid(
+                "the bytes before the trailer do not hash to its sha256".into(),
+            ),
+            Ok(t) if t.events != out.event_lines => Status::TrailerInvalid(format!(
+                "trailer counts {} events but the bundle has {}",
+                t.events, out.event_lines
+            )),
+            Ok(_) => Status::Complete,
+        },
+    };
+    Ok(out)
+}
