@@ -73,8 +73,20 @@ impl PublicKey {
         hex::encode(&self.0[..8])
     }
 
+    /// Wraps 32 bytes that this process already checked once (read back from its own store)
+    /// without paying for point decompression again. Verification re-checks the point anyway,
+    /// so a damaged store can make verification fail, never pass.
+    pub fn from_checked_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The dalek key, re-checking encoding and order (one decompression).
     fn dalek(&self) -> Result<VerifyingKey, KeyError> {
-        VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::NonCanonicalKey)
+        let point = is_canonical_point(&self.0).ok_or(KeyError::NonCanonicalKey)?;
+        if point.is_small_order() {
+            return Err(KeyError::SmallOrderKey);
+        }
+        Ok(VerifyingKey::from(point))
     }
 
     /// Strict verification of `sig` over `message`.

@@ -201,7 +201,10 @@ impl SqliteStore {
 
     fn configure(&mut self) -> rusqlite::Result<()> {
         self.conn.busy_timeout(Duration::from_secs(30))?;
-        // Reading the header first makes a non-database file fail here, clearly.
+        // Views and sync use a few dozen distinct statements; the default cache holds 16.
+        self.conn.set_prepared_statement_cache_capacity(256);
+        self.conn.pragma_update(None, "cache_size", -65536)?; // 64 MiB page cache
+                                                              // Reading the header first makes a non-database file fail here, clearly.
         self.conn
             .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
         self.conn
@@ -337,11 +340,15 @@ fn secret_col(text: &str, what: &str) -> Result<StoredSecret> {
     })
 }
 
+/// A key column: rows were written from checked keys, so only the length is checked here
+/// (verification re-checks the point; see `PublicKey::from_checked_bytes`).
 pub(crate) fn key_col(bytes: &[u8], what: &str) -> Result<PublicKey> {
-    PublicKey::try_from(bytes).map_err(|e| StoreError::BadRow {
-        location: what.into(),
-        detail: e.to_string(),
-    })
+    <[u8; 32]>::try_from(bytes)
+        .map(PublicKey::from_checked_bytes)
+        .map_err(|_| StoreError::BadRow {
+            location: what.into(),
+            detail: format!("public key of {} bytes", bytes.len()),
+        })
 }
 
 /// The raw columns of one event row, decoded outside the SQLite callback.
@@ -376,7 +383,7 @@ impl RawRow {
 
     pub(crate) fn decode(self) -> Result<Event> {
         let seq = (self.id & 0xffff_ffff) as u64;
-        let location = match PublicKey::try_from(&self.author[..]) {
+        let location = match key_col(&self.author, "author") {
             Ok(a) => format!("{a} seq {seq}"),
             Err(_) => format!("row {}", self.id),
         };
@@ -384,8 +391,7 @@ impl RawRow {
             location: location.clone(),
             detail,
         };
-        let author =
-            PublicKey::try_from(&self.author[..]).map_err(|e| bad(format!("author: {e}")))?;
+        let author = key_col(&self.author, "author").map_err(|e| bad(format!("author: {e}")))?;
         let header = Header {
             author,
             seq: Seq::new(seq).map_err(|e| bad(e.to_string()))?,

@@ -305,10 +305,7 @@ pub(crate) fn rows_missing(
 }
 
 fn key(bytes: Vec<u8>) -> Result<PublicKey> {
-    PublicKey::try_from(&bytes[..]).map_err(|e| StoreError::BadRow {
-        location: "view".into(),
-        detail: e.to_string(),
-    })
+    crate::sqlite::key_col(&bytes, "view")
 }
 fn hash(bytes: Vec<u8>) -> Result<Hash> {
     Hash::try_from(&bytes[..]).map_err(|e| StoreError::BadRow {

@@ -112,7 +112,7 @@ pub struct ImportOptions {
 
 /// A parsed line, before signatures are checked.
 enum Parsed {
-    Event(u64, Event),
+    Event(u64, Box<Event>),
     Refused(u64, String),
     Trailer(u64, Value),
 }
@@ -122,7 +122,7 @@ fn parse_line(n: u64, bytes: &[u8]) -> Parsed {
         Err(e) => Parsed::Refused(n, EventError::Json(e).to_string()),
         Ok(v) if Trailer::is_trailer(&v) => Parsed::Trailer(n, v),
         Ok(Value::Object(m)) => match Event::from_map(m) {
-            Ok(e) => Parsed::Event(n, e),
+            Ok(e) => Parsed::Event(n, Box::new(e)),
             Err(e) => Parsed::Refused(n, e.to_string()),
         },
         Ok(_) => Parsed::Refused(n, EventError::NotAnObject.to_string()),
@@ -285,7 +285,7 @@ pub fn import_bundle<R: BufRead>(
                     if dups.is_duplicate(store, &manifest, &ev)? {
                         report.duplicate += 1;
                     } else {
-                        to_verify.push((n, ev));
+                        to_verify.push((n, *ev));
                     }
                 }
             }
