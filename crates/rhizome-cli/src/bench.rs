@@ -237,6 +237,7 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
                 );
             }
         }
+        BenchCmd::Bundle { events, feeds, dir } => bundle(*events, *feeds, dir, json)?,
         BenchCmd::Kdf => {
             let kdf = KdfParams::default();
             let mut times = Vec::new();
@@ -260,6 +261,113 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// `bench bundle`: a real home of synthetic feeds, a full export, and a 100-event delta.
+fn bundle(events: u64, feeds: u64, dir: &std::path::Path, json: bool) -> Result<()> {
+    use rhizome_core::bundle::Exporter;
+    use rhizome_core::{Clock, InstanceId};
+    anyhow::ensure!(
+        !dir.exists(),
+        "{} exists; give a new directory",
+        dir.display()
+    );
+    std::fs::create_dir_all(dir.join("source"))?;
+    let mut store = SqliteStore::open(&dir.join("source").join(crate::home::DB_FILE))?;
+    let instance = SecretKey::from_seed(&[0x33; 32]);
+    let author = SecretKey::from_seed(&[0x34; 32]);
+    store.init(
+        &rhizome_store::Identity {
+            name: "bench source".into(),
+            public_key: instance.public_key(),
+            secret: rhizome_core::sealed::plain(&instance),
+            created_at: 0,
+        },
+        &rhizome_store::LocalAuthor {
+            name: "bench".into(),
+            public_key: author.public_key(),
+            secret: rhizome_core::sealed::plain(&author),
+            is_default: true,
+        },
+    )?;
+    let per_feed = (events / feeds).max(1);
+    let mut writers: Vec<FeedWriter> = (0..feeds).map(FeedWriter::new).collect();
+    for _ in 0..per_feed.div_ceil(100) {
+        let round: Result<Vec<Vec<VerifiedEvent>>> = writers
+            .par_iter_mut()
+            .map(|w| w.next(100, 1_764_000_000_000))
+            .collect();
+        for chunk in round?.concat().chunks(50_000) {
+            store.append(chunk)?;
+        }
+    }
+    let total = store.stats()?.events;
+    let exporter = Exporter {
+        instance_id: InstanceId::of(&instance.public_key()),
+        public_key: instance.public_key(),
+        name: "bench source".into(),
+    };
+
+    let t = Instant::now();
+    let plan = rhizome_sync::plan_export(&store, exporter.clone(), Clock::new(), None, 0)?;
+    let full = dir.join("full.bundle");
+    rhizome_sync::write_file_atomically(&full, |w| -> Result<_> {
+        Ok(rhizome_sync::write_bundle(
+            &store,
+            &plan,
+            &instance,
+            w,
+            &mut |_| {},
+        )?)
+    })?;
+    let export = t.elapsed();
+
+    // A peer that holds everything so far; then 100 new events in 100 feeds.
+    let acked = store.clock()?;
+    let fresh: Result<Vec<Vec<VerifiedEvent>>> = writers
+        .iter_mut()
+        .take(100)
+        .map(|w| w.next(1, 1_764_000_000_000))
+        .collect();
+    store.append(&fresh?.concat())?;
+    let t = Instant::now();
+    let plan = rhizome_sync::plan_export(&store, exporter, acked, None, 0)?;
+    rhizome_sync::write_file_atomically(&dir.join("delta.bundle"), |w| -> Result<_> {
+        Ok(rhizome_sync::write_bundle(
+            &store,
+            &plan,
+            &instance,
+            w,
+            &mut |_| {},
+        )?)
+    })?;
+    let delta = t.elapsed();
+    let size = std::fs::metadata(&full)?.len();
+    if json {
+        say!(
+            "{}",
+            json!({"bench": "bundle", "events": total, "feeds": feeds, "full_bytes": size,
+                           "export_s": export.as_secs_f64(), "export_per_s": per_sec(total, export),
+                           "delta_events": plan.manifest.counts.events, "delta_ms": delta.as_secs_f64() * 1000.0})
+        );
+    } else {
+        say!(
+            "bundle: {total} events in {feeds} feeds, {:.1} MiB",
+            size as f64 / 1_048_576.0
+        );
+        say!(
+            "  full export      {:>8.2} s  {:>10.0} events/s",
+            export.as_secs_f64(),
+            per_sec(total, export)
+        );
+        say!(
+            "  delta export     {:>8.1} ms for {} events",
+            delta.as_secs_f64() * 1000.0,
+            plan.manifest.counts.events
+        );
+        say!("  now time the import: rhizome --home {0}/dest init --name dest --no-passphrase && /usr/bin/time -v rhizome --home {0}/dest import {0}/full.bundle", dir.display());
     }
     Ok(())
 }

@@ -340,6 +340,7 @@ pub enum ViewsCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum BenchCmd {
     /// Sign, hash and store events in a scratch store (batched appends)
     #[command(after_help = "EXAMPLES:\n  rhizome bench append --events 200000 --feeds 100")]
@@ -363,6 +364,25 @@ pub enum BenchCmd {
         /// Feeds (authors)
         #[arg(long, default_value_t = 1000)]
         feeds: u64,
+    },
+    /// Make a source home and a full bundle, timing export and a 100-event delta export
+    #[command(
+        after_help = "Leaves DIR/source (a home), DIR/full.bundle and DIR/delta.bundle; then time the import
+with, e.g.: rhizome --home DIR/dest init --name dest --no-passphrase &&
+            /usr/bin/time -v rhizome --home DIR/dest import DIR/full.bundle
+
+EXAMPLES:\n  rhizome bench bundle --events 1000000 --feeds 1000 --dir /tmp/rb"
+    )]
+    Bundle {
+        /// Events in all
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Feeds (authors)
+        #[arg(long, default_value_t = 1000)]
+        feeds: u64,
+        /// Where to leave the source home and the bundles (must not exist)
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
     },
     /// Cost of the passphrase KDF (Argon2id) with the default parameters
     #[command(after_help = "EXAMPLES:\n  rhizome bench kdf")]

@@ -195,8 +195,14 @@ pub fn import(home_dir: &Path, file: &Path, json: bool) -> Result<()> {
         for r in report.refused.iter().take(20) {
             say!("  refused line {}: {}", r.line, r.reason);
         }
-        for m in &report.missing {
+        for m in report.missing.iter().take(10) {
             say!("  missing {m}");
+        }
+        if report.missing.len() > 10 {
+            say!(
+                "  missing ... and {} more feed ranges (see --json)",
+                report.missing.len() - 10
+            );
         }
         say!(
             "  {} feed(s) touched, {} in {:.2} s ({:.0} events/s)",

@@ -341,9 +341,12 @@ impl Event {
             string(v, f)?.parse().map_err(|e| field_err(f, e))
         }
 
-        let author: PublicKey = string(take(&mut map, "author")?, "author")?
-            .parse()
-            .map_err(EventError::AuthorKey)?;
+        // The point itself is checked by verification (decompressing it here would cost
+        // as much again).
+        let author = PublicKey::from_bytes_unchecked(
+            crate::ids::decode_hex::<32>(&string(take(&mut map, "author")?, "author")?)
+                .map_err(|e| EventError::AuthorKey(KeyError::Encoding(e)))?,
+        );
         let seq =
             Seq::new(uint(&take(&mut map, "seq")?, "seq")?).map_err(|e| field_err("seq", e))?;
         let prev = match map.remove("prev") {
@@ -402,6 +405,7 @@ impl Event {
 
     /// Full verification of one event.
     pub fn verify(self) -> Result<VerifiedEvent, EventError> {
+        self.header.author.check().map_err(EventError::AuthorKey)?;
         self.check_commitments()?;
         self.header
             .author
@@ -490,8 +494,13 @@ pub fn verify_batch(events: Vec<Event>) -> Vec<Result<VerifiedEvent, Rejected>> 
     drop(items);
     pre.drain(..)
         .map(|r| match r {
-            Ok(e) if good.next() == Some(true) => Ok(VerifiedEvent(e)),
-            Ok(e) => Err(reject(e, EventError::BadSignature)),
+            Ok(e) => match good.next() {
+                Some(Ok(())) => Ok(VerifiedEvent(e)),
+                Some(Err(KeyError::BadSignature)) | None => {
+                    Err(reject(e, EventError::BadSignature))
+                }
+                Some(Err(k)) => Err(reject(e, EventError::AuthorKey(k))),
+            },
             Err(x) => Err(x),
         })
         .collect()

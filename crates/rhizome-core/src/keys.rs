@@ -3,7 +3,7 @@
 //! A [`PublicKey`] can only be built from a canonical encoding of a point that is not of small
 //! order, so a weak key never enters the system. Verification (single and batch) rejects
 //! non-canonical `S`, non-canonical or small-order `R`, and agrees with ed25519-dalek's
-//! `verify_strict` on every vector in `shared/vectors/ed25519`.
+//! `verify_strict` on every vector in `shared/vectors/ed25519`, in single and batch form.
 
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
@@ -73,10 +73,10 @@ impl PublicKey {
         hex::encode(&self.0[..8])
     }
 
-    /// Wraps 32 bytes that this process already checked once (read back from its own store)
-    /// without paying for point decompression again. Verification re-checks the point anyway,
-    /// so a damaged store can make verification fail, never pass.
-    pub fn from_checked_bytes(bytes: [u8; 32]) -> Self {
+    /// Wraps 32 bytes without decompressing the point (about 5 µs saved): for keys read back
+    /// from the store, or parsed from an event that will be verified. Verification checks the
+    /// point anyway, so an unchecked bad key can make verification fail, never pass.
+    pub fn from_bytes_unchecked(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
@@ -89,16 +89,27 @@ impl PublicKey {
         Ok(VerifyingKey::from(point))
     }
 
-    /// Strict verification of `sig` over `message`.
+    /// Strict verification of `sig` over `message` (`verify_strict` semantics; see the module
+    /// docs). Checks the key's encoding and order first.
     pub fn verify(&self, message: &[u8], sig: &Signature) -> Result<(), KeyError> {
-        if !sig.is_strictly_encoded() {
-            return Err(KeyError::BadSignature);
-        }
-        let dsig = ed25519_dalek::Signature::from_bytes(&sig.0);
-        self.dalek()?
-            .verify_strict(message, &dsig)
-            .map_err(|_| KeyError::BadSignature)
+        verify_with(&self.dalek()?, message, sig)
     }
+
+    /// Checks that the bytes are a canonical point not of small order (what [`from_bytes`]
+    /// checks), for keys made with [`from_bytes_unchecked`].
+    ///
+    /// [`from_bytes`]: PublicKey::from_bytes
+    /// [`from_bytes_unchecked`]: PublicKey::from_bytes_unchecked
+    pub fn check(&self) -> Result<(), KeyError> {
+        self.dalek().map(|_| ())
+    }
+}
+
+fn verify_with(vk: &VerifyingKey, message: &[u8], sig: &Signature) -> Result<(), KeyError> {
+    // verify_strict refuses S >= L, small-order R and A, and (by comparing encodings)
+    // non-canonical R.
+    vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig.0))
+        .map_err(|_| KeyError::BadSignature)
 }
 
 impl Signature {
@@ -113,22 +124,6 @@ impl Signature {
     /// Lowercase hex, 128 characters.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
-    }
-
-    /// S < L, and R a canonical encoding of a point not of small order. These are the checks
-    /// `verify_strict` makes beyond the equation; the batch equation does not make them.
-    pub fn is_strictly_encoded(&self) -> bool {
-        let mut s = [0u8; 32];
-        s.copy_from_slice(&self.0[32..]);
-        if curve25519_dalek::Scalar::from_canonical_bytes(s)
-            .into_option()
-            .is_none()
-        {
-            return false;
-        }
-        let mut r = [0u8; 32];
-        r.copy_from_slice(&self.0[..32]);
-        matches!(is_canonical_point(&r), Some(p) if !p.is_small_order())
     }
 }
 
@@ -161,53 +156,25 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// Strict batch verification: `true` for each item whose signature verifies.
+/// Strict verification of many signatures: for each item, exactly the answer of
+/// [`PublicKey::verify`], with each author's decoded key reused across its items.
 ///
-/// Items that fail the strict encoding checks are rejected before the batch, because the batch
-/// equation alone would accept some of them. The rest go through ed25519-dalek's batch
-/// equation; if the batch fails, each is checked on its own to name the culprits.
-pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<bool> {
-    let mut ok = vec![false; items.len()];
-    let mut idx = Vec::with_capacity(items.len());
-    let mut keys = Vec::with_capacity(items.len());
-    let mut msgs = Vec::with_capacity(items.len());
-    let mut sigs = Vec::with_capacity(items.len());
-    // Items whose key or R has a torsion component go to the single path: the batch
-    // equation has no cofactor and its weights are derived from the inputs, so a key holder
-    // could grind a signature that passes the batch and fails `verify_strict` (vectors.rs
-    // proves both cases). Keys are checked once per batch; R costs a scalar multiplication.
-    let mut torsion_free: std::collections::HashMap<PublicKey, bool> = Default::default();
-    for (i, (key, msg, sig)) in items.iter().enumerate() {
-        let Ok(vk) = key.dalek() else { continue };
-        if !sig.is_strictly_encoded() {
-            continue;
-        }
-        let clean = *torsion_free
-            .entry(*key)
-            .or_insert_with(|| is_canonical_point(&key.0).is_some_and(|p| p.is_torsion_free()));
-        let mut r = [0u8; 32];
-        r.copy_from_slice(&sig.0[..32]);
-        let r_clean = is_canonical_point(&r).is_some_and(|p| p.is_torsion_free());
-        if !clean || !r_clean {
-            ok[i] = key.verify(msg, sig).is_ok();
-            continue;
-        }
-        idx.push(i);
-        keys.push(vk);
-        msgs.push(*msg);
-        sigs.push(ed25519_dalek::Signature::from_bytes(&sig.0));
-    }
-    if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok() {
-        for i in idx {
-            ok[i] = true;
-        }
-    } else {
-        for i in idx {
-            let (key, msg, sig) = &items[i];
-            ok[i] = key.verify(msg, sig).is_ok();
-        }
-    }
-    ok
+/// This deliberately does not use ed25519-dalek's batch equation: it has no cofactor and
+/// derives its weights from the inputs, so a key holder can grind a signature whose R (or A)
+/// carries a small torsion component past the batch while `verify_strict` refuses it
+/// (`tests/vectors.rs` shows both). Excluding such items needs a subgroup check of R, which
+/// costs as much as verifying: measured here, single verification with cached keys is faster
+/// than batch + check (BENCHMARKS.md).
+pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<Result<(), KeyError>> {
+    let mut keys: std::collections::HashMap<PublicKey, Result<VerifyingKey, KeyError>> =
+        Default::default();
+    items
+        .iter()
+        .map(|(key, msg, sig)| {
+            let vk = keys.entry(*key).or_insert_with(|| key.dalek());
+            verify_with(vk.as_ref().map_err(Clone::clone)?, msg, sig)
+        })
+        .collect()
 }
 
 impl FromStr for PublicKey {
@@ -303,7 +270,7 @@ mod tests {
         assert!(pk.verify(b"hello", &sig).is_ok());
         assert_eq!(pk.verify(b"hellp", &sig), Err(KeyError::BadSignature));
         let out = verify_batch(&[(pk, b"hello", sig), (pk, b"hellp", sig)]);
-        assert_eq!(out, vec![true, false]);
+        assert_eq!(out, vec![Ok(()), Err(KeyError::BadSignature)]);
     }
 
     #[test]

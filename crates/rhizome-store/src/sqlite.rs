@@ -341,10 +341,10 @@ fn secret_col(text: &str, what: &str) -> Result<StoredSecret> {
 }
 
 /// A key column: rows were written from checked keys, so only the length is checked here
-/// (verification re-checks the point; see `PublicKey::from_checked_bytes`).
+/// (verification re-checks the point; see `PublicKey::from_bytes_unchecked`).
 pub(crate) fn key_col(bytes: &[u8], what: &str) -> Result<PublicKey> {
     <[u8; 32]>::try_from(bytes)
-        .map(PublicKey::from_checked_bytes)
+        .map(PublicKey::from_bytes_unchecked)
         .map_err(|_| StoreError::BadRow {
             location: what.into(),
             detail: format!("public key of {} bytes", bytes.len()),

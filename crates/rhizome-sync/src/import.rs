@@ -129,6 +129,16 @@ fn parse_line(n: u64, bytes: &[u8]) -> Parsed {
     }
 }
 
+/// What the writer thread stored.
+#[derive(Default)]
+struct Written {
+    new: u64,
+    duplicate: u64,
+    pending: u64,
+    forks: u64,
+    promoted: u64,
+}
+
 /// Per-feed tally against the manifest's ranges.
 #[derive(Default)]
 struct Seen {
@@ -221,109 +231,139 @@ pub fn import_bundle<R: BufRead>(
     let mut line_no = 1u64;
     let mut trailer: Option<(u64, Value, [u8; 32])> = None;
     let mut after_trailer = false;
-
-    loop {
-        // Read a batch of raw lines (bounded memory), stopping at the trailer.
-        let mut raw: Vec<(u64, Vec<u8>, bool)> = Vec::with_capacity(BATCH);
-        let mut ended = false;
-        while raw.len() < BATCH {
-            match reader.next_line()? {
-                Line::End => {
-                    ended = true;
-                    break;
-                }
-                Line::TooLong { len } => {
-                    line_no += 1;
-                    if trailer.is_some() {
-                        after_trailer = true;
-                    } else {
-                        refuse(
-                            &mut report,
-                            line_no,
-                            format!("line of {len} bytes is longer than the {MAX_LINE}-byte limit"),
-                        );
+    // One writer thread owns the store; reading, parsing and verifying go on meanwhile.
+    let reader_store = SqliteStore::open(store.path())?;
+    let (to_writer, batches) = std::sync::mpsc::sync_channel::<Vec<VerifiedEvent>>(2);
+    let writer_store = &mut *store;
+    let written = std::thread::scope(|scope| -> Result<Written, ImportError> {
+        let writer = scope.spawn(move || -> Result<Written, StoreError> {
+            let mut w = Written::default();
+            for batch in batches {
+                let result = writer_store.import_batch(&batch, Some(&carrier))?;
+                w.promoted += result.promoted;
+                for o in &result.outcomes {
+                    match o {
+                        Outcome::Inserted => w.new += 1,
+                        Outcome::Duplicate => w.duplicate += 1,
+                        Outcome::Gap { .. } => w.pending += 1,
+                        Outcome::Fork { .. } | Outcome::PrevMismatch { .. } => w.forks += 1,
                     }
                 }
-                Line::Text { bytes, terminated } => {
-                    line_no += 1;
-                    if trailer.is_some() {
-                        after_trailer |= !bytes.iter().all(u8::is_ascii_whitespace);
-                        continue;
-                    }
-                    // Only a line naming "trailer" can be the trailer; most lines skip this parse.
-                    if bytes.windows(9).any(|w| w == b"\"trailer\"") {
-                        if let Some(v) = parse_strict(&bytes).ok().filter(Trailer::is_trailer) {
-                            trailer = Some((line_no, v, reader.digest_before_last_line()));
-                            continue;
+            }
+            Ok(w)
+        });
+        let read = (|| -> Result<(), ImportError> {
+            loop {
+                // Read a batch of raw lines (bounded memory), stopping at the trailer.
+                let mut raw: Vec<(u64, Vec<u8>, bool)> = Vec::with_capacity(BATCH);
+                let mut ended = false;
+                while raw.len() < BATCH {
+                    match reader.next_line()? {
+                        Line::End => {
+                            ended = true;
+                            break;
+                        }
+                        Line::TooLong { len } => {
+                            line_no += 1;
+                            if trailer.is_some() {
+                                after_trailer = true;
+                            } else {
+                                refuse(
+                                &mut report,
+                                line_no,
+                                format!("line of {len} bytes is longer than the {MAX_LINE}-byte limit"),
+                            );
+                            }
+                        }
+                        Line::Text { bytes, terminated } => {
+                            line_no += 1;
+                            if trailer.is_some() {
+                                after_trailer |= !bytes.iter().all(u8::is_ascii_whitespace);
+                                continue;
+                            }
+                            // Only a line naming "trailer" can be the trailer; most lines skip this parse.
+                            if bytes.windows(9).any(|w| w == b"\"trailer\"") {
+                                if let Some(v) =
+                                    parse_strict(&bytes).ok().filter(Trailer::is_trailer)
+                                {
+                                    trailer = Some((line_no, v, reader.digest_before_last_line()));
+                                    continue;
+                                }
+                            }
+                            raw.push((line_no, bytes, terminated));
                         }
                     }
-                    raw.push((line_no, bytes, terminated));
                 }
-            }
-        }
-        // Parse and check commitments on all cores.
-        let parsed: Vec<Parsed> = raw
-            .into_par_iter()
-            .map(|(n, bytes, terminated)| match parse_line(n, &bytes) {
-                // A cut last line is the truncation itself, not a bad event.
-                Parsed::Refused(..) if !terminated => Parsed::Refused(n, String::new()),
-                p => p,
-            })
-            .collect();
-        let mut to_verify: Vec<(u64, Event)> = Vec::new();
-        for p in parsed {
-            match p {
-                Parsed::Refused(_, reason) if reason.is_empty() => {}
-                Parsed::Refused(n, reason) => {
-                    report.events_read += 1;
-                    refuse(&mut report, n, reason);
-                }
-                Parsed::Trailer(n, _) => refuse(&mut report, n, "unexpected trailer".into()),
-                Parsed::Event(n, ev) => {
-                    report.events_read += 1;
-                    seen.entry(ev.header.author).or_default().count += 1;
-                    if dups.is_duplicate(store, &manifest, &ev)? {
-                        report.duplicate += 1;
-                    } else {
-                        to_verify.push((n, *ev));
+                // Parse and check commitments on all cores.
+                let parsed: Vec<Parsed> = raw
+                    .into_par_iter()
+                    .map(|(n, bytes, terminated)| match parse_line(n, &bytes) {
+                        // A cut last line is the truncation itself, not a bad event.
+                        Parsed::Refused(..) if !terminated => Parsed::Refused(n, String::new()),
+                        p => p,
+                    })
+                    .collect();
+                let mut to_verify: Vec<(u64, Event)> = Vec::new();
+                for p in parsed {
+                    match p {
+                        Parsed::Refused(_, reason) if reason.is_empty() => {}
+                        Parsed::Refused(n, reason) => {
+                            report.events_read += 1;
+                            refuse(&mut report, n, reason);
+                        }
+                        Parsed::Trailer(n, _) => {
+                            refuse(&mut report, n, "unexpected trailer".into())
+                        }
+                        Parsed::Event(n, ev) => {
+                            report.events_read += 1;
+                            seen.entry(ev.header.author).or_default().count += 1;
+                            if dups.is_duplicate(&reader_store, &manifest, &ev)? {
+                                report.duplicate += 1;
+                            } else {
+                                to_verify.push((n, *ev));
+                            }
+                        }
                     }
                 }
-            }
-        }
-        // Verify signatures on all cores, keeping line order.
-        let chunk = to_verify
-            .len()
-            .div_ceil(rayon::current_num_threads().max(1))
-            .max(1);
-        let (lines, events): (Vec<u64>, Vec<Event>) = to_verify.into_iter().unzip();
-        let results: Vec<_> = events
-            .par_chunks(chunk)
-            .flat_map_iter(|c| verify_batch(c.to_vec()))
-            .collect();
-        let mut verified: Vec<VerifiedEvent> = Vec::with_capacity(results.len());
-        for (n, r) in lines.into_iter().zip(results) {
-            match r {
-                Ok(ev) => verified.push(ev),
-                Err(rej) => refuse(&mut report, n, rej.error.to_string()),
-            }
-        }
-        if !verified.is_empty() {
-            let result = store.import_batch(&verified, Some(&carrier))?;
-            report.promoted += result.promoted;
-            for o in &result.outcomes {
-                match o {
-                    Outcome::Inserted => report.new += 1,
-                    Outcome::Duplicate => report.duplicate += 1,
-                    Outcome::Gap { .. } => report.pending += 1,
-                    Outcome::Fork { .. } | Outcome::PrevMismatch { .. } => report.forks += 1,
+                // Verify signatures on all cores, keeping line order.
+                let chunk = to_verify
+                    .len()
+                    .div_ceil(rayon::current_num_threads().max(1))
+                    .max(1);
+                let (lines, events): (Vec<u64>, Vec<Event>) = to_verify.into_iter().unzip();
+                let results: Vec<_> = events
+                    .par_chunks(chunk)
+                    .flat_map_iter(|c| verify_batch(c.to_vec()))
+                    .collect();
+                let mut verified: Vec<VerifiedEvent> = Vec::with_capacity(results.len());
+                for (n, r) in lines.into_iter().zip(results) {
+                    match r {
+                        Ok(ev) => verified.push(ev),
+                        Err(rej) => refuse(&mut report, n, rej.error.to_string()),
+                    }
+                }
+                if !verified.is_empty() && to_writer.send(verified).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+                progress(reader.bytes);
+                if ended {
+                    break;
                 }
             }
-        }
-        progress(reader.bytes);
-        if ended {
-            break;
-        }
-    }
+            Ok(())
+        })();
+        drop(to_writer);
+        let written = writer.join().map_err(|_| {
+            ImportError::Store(StoreError::Limit("the writer thread panicked".into()))
+        })??;
+        read?;
+        Ok(written)
+    })?;
+    report.new = written.new;
+    report.duplicate += written.duplicate;
+    report.pending = written.pending;
+    report.forks = written.forks;
+    report.promoted = written.promoted;
     report.pending = report.pending.saturating_sub(report.promoted);
     report.feeds_touched = seen.len() as u64;
     report.status = match trailer {
