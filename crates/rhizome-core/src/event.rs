@@ -12,7 +12,7 @@
 use serde_json::{Map, Value};
 
 use crate::canonical::{self, parse_strict, write_string, JsonError};
-use crate::ids::{Hash, IdError, Seq, Timestamp};
+use crate::ids::{push_hex, Hash, IdError, Seq, Timestamp};
 use crate::keys::{KeyError, PublicKey, SecretKey, Signature};
 
 /// Domain separation: the bytes an author signs are this prefix, then the 32-byte event hash.
@@ -133,24 +133,24 @@ impl Header {
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(300);
         out.extend_from_slice(b"{\"author\":\"");
-        out.extend_from_slice(self.author.to_hex().as_bytes());
+        push_hex(&mut out, self.author.as_bytes());
         out.extend_from_slice(b"\",\"payload_hash\":\"");
-        out.extend_from_slice(self.payload_hash.to_hex().as_bytes());
+        push_hex(&mut out, self.payload_hash.as_bytes());
         out.extend_from_slice(b"\",\"payload_size\":");
-        out.extend_from_slice(self.payload_size.to_string().as_bytes());
+        push_u64(&mut out, self.payload_size);
         out.extend_from_slice(b",\"prev\":");
         match &self.prev {
             Some(p) => {
                 out.push(b'"');
-                out.extend_from_slice(p.to_hex().as_bytes());
+                push_hex(&mut out, p.as_bytes());
                 out.push(b'"');
             }
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"seq\":");
-        out.extend_from_slice(self.seq.get().to_string().as_bytes());
+        push_u64(&mut out, self.seq.get());
         out.extend_from_slice(b",\"timestamp\":");
-        out.extend_from_slice(self.timestamp.get().to_string().as_bytes());
+        push_u64(&mut out, self.timestamp.get());
         out.extend_from_slice(b",\"type\":");
         write_string(&mut out, self.kind.as_str());
         out.push(b'}');
@@ -430,30 +430,50 @@ impl Event {
 /// bytes (the store keeps them so, which lets export skip re-parsing payloads).
 pub fn line(h: &Header, payload: Option<&[u8]>, hash: &Hash, sig: &Signature) -> Vec<u8> {
     let mut out = Vec::with_capacity(450 + payload.map_or(0, <[u8]>::len));
-    let hex_field = |out: &mut Vec<u8>, name: &str, hex: &str| {
-        out.extend_from_slice(name.as_bytes());
+    let hex_field = |out: &mut Vec<u8>, name: &[u8], bytes: &[u8]| {
+        out.extend_from_slice(name);
         out.push(b'"');
-        out.extend_from_slice(hex.as_bytes());
+        push_hex(out, bytes);
         out.push(b'"');
     };
-    hex_field(&mut out, "{\"author\":", &h.author.to_hex());
-    hex_field(&mut out, ",\"hash\":", &hash.to_hex());
+    hex_field(&mut out, b"{\"author\":", h.author.as_bytes());
+    hex_field(&mut out, b",\"hash\":", hash.as_bytes());
     if let Some(p) = payload {
         out.extend_from_slice(b",\"payload\":");
         out.extend_from_slice(p);
     }
-    hex_field(&mut out, ",\"payload_hash\":", &h.payload_hash.to_hex());
-    out.extend_from_slice(format!(",\"payload_size\":{}", h.payload_size).as_bytes());
+    hex_field(&mut out, b",\"payload_hash\":", h.payload_hash.as_bytes());
+    out.extend_from_slice(b",\"payload_size\":");
+    push_u64(&mut out, h.payload_size);
     match &h.prev {
-        Some(p) => hex_field(&mut out, ",\"prev\":", &p.to_hex()),
+        Some(p) => hex_field(&mut out, b",\"prev\":", p.as_bytes()),
         None => out.extend_from_slice(b",\"prev\":null"),
     }
-    out.extend_from_slice(format!(",\"seq\":{}", h.seq).as_bytes());
-    hex_field(&mut out, ",\"sig\":", &sig.to_hex());
-    out.extend_from_slice(format!(",\"timestamp\":{},\"type\":", h.timestamp).as_bytes());
+    out.extend_from_slice(b",\"seq\":");
+    push_u64(&mut out, h.seq.get());
+    hex_field(&mut out, b",\"sig\":", sig.as_bytes());
+    out.extend_from_slice(b",\"timestamp\":");
+    push_u64(&mut out, h.timestamp.get());
+    out.extend_from_slice(b",\"type\":");
     write_string(&mut out, h.kind.as_str());
     out.push(b'}');
     out
+}
+
+/// Appends the decimal digits of `n` (RFC 8785 form for integers below 2^53).
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// An event that failed verification, with the reason.

@@ -40,6 +40,16 @@ pub enum IdError {
 /// Largest integer that survives a trip through an IEEE double (RFC 8785 numbers): 2^53 - 1.
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
+/// Appends the lowercase hex of `bytes` to `out` (hot path: event hashing and bundle lines).
+pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 0xf) as usize]);
+    }
+}
+
 /// Decodes exactly `N` bytes from lowercase hex (uppercase is refused: one spelling per id).
 pub fn decode_hex<const N: usize>(s: &str) -> Result<[u8; N], IdError> {
     if s.len() != N * 2 {
@@ -78,7 +88,9 @@ macro_rules! byte_id {
             }
             /// Lowercase hex.
             pub fn to_hex(&self) -> String {
-                hex::encode(self.0)
+                let mut out = Vec::with_capacity($len * 2);
+                push_hex(&mut out, &self.0);
+                String::from_utf8(out).unwrap_or_default()
             }
         }
         impl TryFrom<&[u8]> for $name {

@@ -65,7 +65,9 @@ impl PublicKey {
 
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        let mut out = Vec::with_capacity(64);
+        crate::ids::push_hex(&mut out, &self.0);
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// A short fingerprint for people to compare aloud: the first 16 hex characters.
@@ -123,7 +125,9 @@ impl Signature {
     }
     /// Lowercase hex, 128 characters.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        let mut out = Vec::with_capacity(128);
+        crate::ids::push_hex(&mut out, &self.0);
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 

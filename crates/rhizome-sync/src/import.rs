@@ -112,7 +112,8 @@ pub struct ImportOptions {
 
 /// A parsed line, before signatures are checked.
 enum Parsed {
-    Event(u64, Box<Event>),
+    /// Line number, the event, and its header hash recomputed from the line.
+    Event(u64, Box<Event>, Hash),
     Refused(u64, String),
     Trailer(u64, Value),
 }
@@ -122,7 +123,10 @@ fn parse_line(n: u64, bytes: &[u8]) -> Parsed {
         Err(e) => Parsed::Refused(n, EventError::Json(e).to_string()),
         Ok(v) if Trailer::is_trailer(&v) => Parsed::Trailer(n, v),
         Ok(Value::Object(m)) => match Event::from_map(m) {
-            Ok(e) => Parsed::Event(n, Box::new(e)),
+            Ok(e) => {
+                let computed = e.header.hash();
+                Parsed::Event(n, Box::new(e), computed)
+            }
             Err(e) => Parsed::Refused(n, e.to_string()),
         },
         Ok(_) => Parsed::Refused(n, EventError::NotAnObject.to_string()),
@@ -157,6 +161,7 @@ impl DupCache {
         store: &SqliteStore,
         manifest: &Manifest,
         ev: &Event,
+        computed: &Hash,
     ) -> Result<bool, StoreError> {
         let a = ev.header.author;
         if self.author != Some(a) {
@@ -178,10 +183,7 @@ impl DupCache {
             self.author = Some(a);
         }
         // A duplicate is confirmed by the hash recomputed from the line, never by its claim.
-        Ok(
-            self.hashes.get(&ev.header.seq.get()) == Some(&ev.header.hash())
-                && ev.hash == ev.header.hash(),
-        )
+        Ok(self.hashes.get(&ev.header.seq.get()) == Some(computed) && ev.hash == *computed)
     }
 }
 
@@ -314,10 +316,10 @@ pub fn import_bundle<R: BufRead>(
                         Parsed::Trailer(n, _) => {
                             refuse(&mut report, n, "unexpected trailer".into())
                         }
-                        Parsed::Event(n, ev) => {
+                        Parsed::Event(n, ev, computed) => {
                             report.events_read += 1;
                             seen.entry(ev.header.author).or_default().count += 1;
-                            if dups.is_duplicate(&reader_store, &manifest, &ev)? {
+                            if dups.is_duplicate(&reader_store, &manifest, &ev, &computed)? {
                                 report.duplicate += 1;
                             } else {
                                 to_verify.push((n, *ev));
