@@ -310,19 +310,23 @@ fn bundle(events: u64, feeds: u64, dir: &std::path::Path, json: bool) -> Result<
         name: "bench source".into(),
     };
 
-    let t = Instant::now();
-    let plan = rhizome_sync::plan_export(&store, exporter.clone(), Clock::new(), None, 0)?;
+    let write =
+        |store: &SqliteStore, path: &std::path::Path, base: Clock| -> Result<(Duration, u64)> {
+            let t = Instant::now();
+            let plan = rhizome_sync::plan_export(store, exporter.clone(), base, None, 0)?;
+            rhizome_sync::write_file_atomically(path, |w| -> Result<_> {
+                Ok(rhizome_sync::write_bundle(
+                    store,
+                    &plan,
+                    &instance,
+                    w,
+                    &mut |_| {},
+                )?)
+            })?;
+            Ok((t.elapsed(), plan.manifest.counts.events))
+        };
     let full = dir.join("full.bundle");
-    rhizome_sync::write_file_atomically(&full, |w| -> Result<_> {
-        Ok(rhizome_sync::write_bundle(
-            &store,
-            &plan,
-            &instance,
-            w,
-            &mut |_| {},
-        )?)
-    })?;
-    let export = t.elapsed();
+    let (export, _) = write(&store, &full, Clock::new())?;
 
     // A peer that holds everything so far; then 100 new events in 100 feeds.
     let acked = store.clock()?;
@@ -332,25 +336,14 @@ fn bundle(events: u64, feeds: u64, dir: &std::path::Path, json: bool) -> Result<
         .map(|w| w.next(1, 1_764_000_000_000))
         .collect();
     store.append(&fresh?.concat())?;
-    let t = Instant::now();
-    let plan = rhizome_sync::plan_export(&store, exporter, acked, None, 0)?;
-    rhizome_sync::write_file_atomically(&dir.join("delta.bundle"), |w| -> Result<_> {
-        Ok(rhizome_sync::write_bundle(
-            &store,
-            &plan,
-            &instance,
-            w,
-            &mut |_| {},
-        )?)
-    })?;
-    let delta = t.elapsed();
+    let (delta, delta_events) = write(&store, &dir.join("delta.bundle"), acked)?;
     let size = std::fs::metadata(&full)?.len();
     if json {
         say!(
             "{}",
             json!({"bench": "bundle", "events": total, "feeds": feeds, "full_bytes": size,
                            "export_s": export.as_secs_f64(), "export_per_s": per_sec(total, export),
-                           "delta_events": plan.manifest.counts.events, "delta_ms": delta.as_secs_f64() * 1000.0})
+                           "delta_events": delta_events, "delta_ms": delta.as_secs_f64() * 1000.0})
         );
     } else {
         say!(
@@ -365,7 +358,7 @@ fn bundle(events: u64, feeds: u64, dir: &std::path::Path, json: bool) -> Result<
         say!(
             "  delta export     {:>8.1} ms for {} events",
             delta.as_secs_f64() * 1000.0,
-            plan.manifest.counts.events
+            delta_events
         );
         say!("  now time the import: rhizome --home {0}/dest init --name dest --no-passphrase && /usr/bin/time -v rhizome --home {0}/dest import {0}/full.bundle", dir.display());
     }

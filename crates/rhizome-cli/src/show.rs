@@ -199,21 +199,26 @@ pub fn thread(home_dir: &Path, hash: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `rhizome starred`.
-pub fn starred(home_dir: &Path, as_author: Option<&str>, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let author = store.author(as_author)?;
-    let list = store.starred(&author.public_key)?;
-    let items = list
+/// Prints events by hash with their texts: human lines, or a JSON document with `key: [...]`
+/// beside the `extra` members.
+fn print_events(
+    store: &SqliteStore,
+    hashes: &[Hash],
+    json: bool,
+    key: &str,
+    mut extra: serde_json::Map<String, Value>,
+) -> Result<()> {
+    let items = hashes
         .iter()
-        .map(|h| Ok((h, text_of(&store, h)?)))
+        .map(|h| Ok((h, text_of(store, h)?)))
         .collect::<Result<Vec<_>>>()?;
     if json {
         let v: Vec<_> = items
             .iter()
             .map(|(h, t)| json!({"hash": h, "text": t}))
             .collect();
-        say!("{}", json!({"author": author.name, "starred": v}));
+        extra.insert(key.to_string(), json!(v));
+        say!("{}", Value::Object(extra));
     } else {
         for (h, t) in &items {
             say!(
@@ -224,6 +229,16 @@ pub fn starred(home_dir: &Path, as_author: Option<&str>, json: bool) -> Result<(
         }
     }
     Ok(())
+}
+
+/// `rhizome starred`.
+pub fn starred(home_dir: &Path, as_author: Option<&str>, json: bool) -> Result<()> {
+    let store = home::open_for_reading(home_dir)?;
+    let author = store.author(as_author)?;
+    let list = store.starred(&author.public_key)?;
+    let mut extra = serde_json::Map::new();
+    extra.insert("author".into(), json!(author.name));
+    print_events(&store, &list, json, "starred", extra)
 }
 
 /// `rhizome circles`.
@@ -263,25 +278,9 @@ pub fn tags(home_dir: &Path, tag: Option<&str>, json: bool) -> Result<()> {
         }
         Some(tag) => {
             let events = store.tagged(tag)?;
-            let items = events
-                .iter()
-                .map(|h| Ok((h, text_of(&store, h)?)))
-                .collect::<Result<Vec<_>>>()?;
-            if json {
-                let v: Vec<_> = items
-                    .iter()
-                    .map(|(h, t)| json!({"hash": h, "text": t}))
-                    .collect();
-                say!("{}", json!({"tag": tag, "events": v}));
-            } else {
-                for (h, t) in &items {
-                    say!(
-                        "{}  {}",
-                        &h.to_hex()[..12],
-                        t.as_deref().unwrap_or("(not here yet)")
-                    );
-                }
-            }
+            let mut extra = serde_json::Map::new();
+            extra.insert("tag".into(), json!(tag));
+            print_events(&store, &events, json, "events", extra)?;
         }
     }
     Ok(())
