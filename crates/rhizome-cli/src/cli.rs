@@ -306,6 +306,27 @@ EXAMPLES:
     #[command(after_help = "EXAMPLES:\n  rhizome peers\n  rhizome peers --json | jq '.[].acked'")]
     Peers,
 
+    /// Trust a peer instance (by id, as `rhizome peers` shows it)
+    #[command(after_help = "EXAMPLES:\n  rhizome trust 56475aa75463474c0285df5dbf2bcab7")]
+    Trust {
+        /// Instance id (32 hex characters)
+        instance_id: String,
+    },
+
+    /// Block a peer instance: its bundles are refused, nothing of them stored
+    #[command(after_help = "EXAMPLES:\n  rhizome block 56475aa75463474c0285df5dbf2bcab7")]
+    Block {
+        /// Instance id (32 hex characters)
+        instance_id: String,
+    },
+
+    /// Unblock a peer instance (back to unknown)
+    #[command(after_help = "EXAMPLES:\n  rhizome unblock 56475aa75463474c0285df5dbf2bcab7")]
+    Unblock {
+        /// Instance id (32 hex characters)
+        instance_id: String,
+    },
+
     /// Feeds whose authors signed two different events at the same position (fork evidence)
     #[command(after_help = "EXAMPLES:\n  rhizome forks --json")]
     Forks,

@@ -26,6 +26,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 use cli::{AuthorCmd, BundleCmd, Cli, Command, ViewsCmd};
+use rhizome_store::sync_state::Trust;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -77,6 +78,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(file, json),
         Command::Peers => sneaker::peers(&home, json),
         Command::Forks => sneaker::forks(&home, json),
+        Command::Trust { instance_id } => {
+            sneaker::set_trust(&home, instance_id, Trust::Trusted, json)
+        }
+        Command::Block { instance_id } => {
+            sneaker::set_trust(&home, instance_id, Trust::Blocked, json)
+        }
+        Command::Unblock { instance_id } => {
+            sneaker::set_trust(&home, instance_id, Trust::Unknown, json)
+        }
         cmd => write::run(&home, cli.as_author.as_deref(), cmd, json),
     }
 }

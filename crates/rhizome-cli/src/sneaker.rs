@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use rhizome_core::bundle::Exporter;
 use rhizome_core::{Clock, InstanceId};
-use rhizome_store::sync_state::Direction;
+use rhizome_store::sync_state::{Direction, Trust};
 use rhizome_store::Store;
 use rhizome_sync::{ImportOptions, Status};
 use serde_json::json;
@@ -351,6 +351,27 @@ pub fn forks(home_dir: &Path, json: bool) -> Result<()> {
                 f.carrier.map_or("-".to_string(), |c| c.to_string())
             );
         }
+    }
+    Ok(())
+}
+
+/// `rhizome trust|block|unblock`.
+pub fn set_trust(home_dir: &Path, instance_id: &str, trust: Trust, json: bool) -> Result<()> {
+    let mut store = home::open(home_dir)?;
+    let id = parse_instance(instance_id)?;
+    if !store.set_trust(&id, trust)? {
+        return Err(fail(
+            INVALID_INPUT,
+            format!("unknown instance {id}: `rhizome peers` lists the instances this one has exchanged bundles with"),
+        ));
+    }
+    if json {
+        say!("{}", json!({"instance_id": id, "trust": trust}));
+    } else {
+        say!(
+            "{id} is now {}",
+            serde_json::to_value(trust)?.as_str().unwrap_or("?")
+        );
     }
     Ok(())
 }

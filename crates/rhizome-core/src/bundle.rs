@@ -16,6 +16,9 @@ use crate::keys::{PublicKey, SecretKey, Signature};
 
 /// Format name and version, first member of every manifest.
 pub const FORMAT: &str = "rhizome-bundle/1";
+/// Longest line a reader accepts and a writer may produce (16 MiB, newline excluded).
+pub const MAX_LINE: usize = 16 << 20;
+
 /// Domain prefix of manifest signatures.
 pub const MANIFEST_PREFIX: &[u8] = b"RHIZOME-MANIFEST-V1\n";
 /// Domain prefix of trailer signatures.
@@ -176,6 +179,14 @@ impl Manifest {
         let v = check_sig(v, MANIFEST_PREFIX, &key)?;
         let m: Manifest =
             serde_json::from_value(v).map_err(|e| BundleError::Shape(e.to_string()))?;
+        for f in &m.feeds {
+            if f.from < 1 || f.from > f.to || f.to > crate::ids::MAX_SAFE_INTEGER {
+                return Err(BundleError::Shape(format!(
+                    "field `feeds`: range {}..{} of feed {} is not 1 <= from <= to",
+                    f.from, f.to, f.author
+                )));
+            }
+        }
         let derived = InstanceId::of(&m.exporter.public_key);
         if derived != m.exporter.instance_id {
             return Err(BundleError::InstanceId {
@@ -196,6 +207,16 @@ impl Trailer {
     /// True when a parsed line is meant as a trailer (has a `trailer` member).
     pub fn is_trailer(v: &Value) -> bool {
         v.get("trailer").is_some()
+    }
+
+    /// The trailer, parsed, if `line` is one: it names its `trailer` member literally (as
+    /// canonical JSON does) and parses as an object with that member. Every reader uses this
+    /// one rule, so readers agree on where a bundle ends.
+    pub fn detect(line: &[u8]) -> Option<Value> {
+        if !line.windows(9).any(|w| w == b"\"trailer\"") {
+            return None;
+        }
+        parse_strict(line).ok().filter(Self::is_trailer)
     }
 
     /// Verifies a trailer (already parsed) under the exporter's key.
@@ -285,6 +306,39 @@ mod tests {
             Manifest::parse(b"{\"format\":\"rhizome-bundle/9\"}"),
             Err(BundleError::Format(_))
         ));
+    }
+
+    #[test]
+    fn feed_ranges_must_be_ordered() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let mut m = manifest(&k);
+        m.feeds.push(FeedRange {
+            author: k.public_key(),
+            from: 5,
+            to: 2,
+            head: Hash::digest(b"h"),
+        });
+        let e = Manifest::parse(&m.to_line(&k)).unwrap_err();
+        assert!(
+            matches!(&e, BundleError::Shape(s) if s.contains("from <= to")),
+            "{e}"
+        );
+        m.feeds[0].from = 0;
+        m.feeds[0].to = 0;
+        assert!(Manifest::parse(&m.to_line(&k)).is_err());
+    }
+
+    #[test]
+    fn trailer_detection_needs_the_literal_member_name() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let t = Trailer {
+            trailer: FORMAT.into(),
+            events: 0,
+            sha256: Hash::digest(b""),
+        };
+        assert!(Trailer::detect(&t.to_line(&k)).is_some());
+        assert!(Trailer::detect(br#"{"\u0074railer":"rhizome-bundle/1"}"#).is_none());
+        assert!(Trailer::detect(br#"{"text":"the \"trailer\" word"}"#).is_none());
     }
 
     #[test]

@@ -115,7 +115,8 @@ fn migrations() -> Vec<(String, bool)> {
 /// Current schema version of this build: the number of migrations.
 pub const SCHEMA_VERSION: u32 = 4;
 
-const SEQ_LIMIT: u64 = u32::MAX as u64;
+/// Highest seq this backend stores (the rowid packs it into 32 bits).
+pub const SEQ_LIMIT: u64 = u32::MAX as u64;
 
 pub(crate) const EVENT_COLUMNS: &str = "e.id, f.author, e.hash, e.prev, e.type, e.timestamp, \
      e.payload_hash, e.payload_size, e.payload, e.sig";

@@ -106,8 +106,14 @@ pub fn write_bundle<W: Write>(
     let mut written = 0u64;
     for f in &plan.manifest.feeds {
         written += store.write_range(&f.author, f.from, f.to, &|_| false, &mut |line| {
-            w.write_all(line)?;
-            Ok(())
+            if line.len() > bundle::MAX_LINE + 1 {
+                return Err(std::io::Error::other(format!(
+                    "an event line of {} bytes is over the {}-byte limit readers accept",
+                    line.len() - 1,
+                    bundle::MAX_LINE
+                )));
+            }
+            w.write_all(line)
         })?;
         progress(written);
     }

@@ -13,13 +13,12 @@ use rhizome_core::bundle::{BundleError, Exporter, Manifest, Trailer};
 use rhizome_core::canonical::parse_strict;
 use rhizome_core::event::{verify_batch, EventError};
 use rhizome_core::{Event, Hash, PublicKey, VerifiedEvent};
-use rhizome_store::sync_state::Direction;
+use rhizome_store::sync_state::{Direction, Trust};
 use rhizome_store::{Outcome, SqliteStore, StoreError};
 
 use crate::lines::{Line, LineReader};
 
-/// Longest line accepted (an event with a large payload; the manifest of many feeds).
-pub const MAX_LINE: usize = 16 << 20;
+pub use rhizome_core::bundle::MAX_LINE;
 /// Events verified and committed together.
 const BATCH: usize = 4096;
 
@@ -36,6 +35,9 @@ pub enum ImportError {
     /// Line 1 is longer than any manifest may be.
     #[error("line 1 (manifest): longer than {MAX_LINE} bytes")]
     ManifestTooLong,
+    /// The exporting instance is blocked on this instance.
+    #[error("instance {0} is blocked here (`rhizome unblock {0}` to accept its bundles)")]
+    Blocked(rhizome_core::InstanceId),
     /// Reading failed.
     #[error("reading the bundle: {0}")]
     Io(#[from] std::io::Error),
@@ -79,7 +81,9 @@ pub struct ImportReport {
     pub new: u64,
     /// Already held.
     pub duplicate: u64,
-    /// Waiting for earlier events of their feeds.
+    /// Events of this bundle that had to wait for earlier events of their feeds.
+    pub parked: u64,
+    /// Events the store holds waiting for their predecessors after this import (all bundles).
     pub pending: u64,
     /// Earlier pending events that now joined their feeds.
     pub promoted: u64,
@@ -119,9 +123,11 @@ enum Parsed {
 }
 
 fn parse_line(n: u64, bytes: &[u8]) -> Parsed {
+    if let Some(v) = Trailer::detect(bytes) {
+        return Parsed::Trailer(n, v);
+    }
     match parse_strict(bytes) {
         Err(e) => Parsed::Refused(n, EventError::Json(e).to_string()),
-        Ok(v) if Trailer::is_trailer(&v) => Parsed::Trailer(n, v),
         Ok(Value::Object(m)) => match Event::from_map(m) {
             Ok(e) => {
                 let computed = e.header.hash();
@@ -202,12 +208,19 @@ pub fn import_bundle<R: BufRead>(
         Line::Text { bytes, .. } => Manifest::parse(&bytes).map_err(ImportError::Manifest)?,
     };
     let carrier = manifest.exporter.instance_id;
+    if store
+        .peer(&carrier)?
+        .is_some_and(|p| p.trust == Trust::Blocked)
+    {
+        return Err(ImportError::Blocked(carrier));
+    }
     let mut report = ImportReport {
         exporter: manifest.exporter.clone(),
         status: Status::Truncated,
         events_read: 0,
         new: 0,
         duplicate: 0,
+        parked: 0,
         pending: 0,
         promoted: 0,
         forks: 0,
@@ -270,11 +283,11 @@ pub fn import_bundle<R: BufRead>(
                             if trailer.is_some() {
                                 after_trailer = true;
                             } else {
-                                refuse(
-                                &mut report,
-                                line_no,
-                                format!("line of {len} bytes is longer than the {MAX_LINE}-byte limit"),
-                            );
+                                report.events_read += 1;
+                                let why = format!(
+                                    "line of {len} bytes is longer than the {MAX_LINE}-byte limit"
+                                );
+                                refuse(&mut report, line_no, why);
                             }
                         }
                         Line::Text { bytes, terminated } => {
@@ -283,14 +296,9 @@ pub fn import_bundle<R: BufRead>(
                                 after_trailer |= !bytes.iter().all(u8::is_ascii_whitespace);
                                 continue;
                             }
-                            // Only a line naming "trailer" can be the trailer; most lines skip this parse.
-                            if bytes.windows(9).any(|w| w == b"\"trailer\"") {
-                                if let Some(v) =
-                                    parse_strict(&bytes).ok().filter(Trailer::is_trailer)
-                                {
-                                    trailer = Some((line_no, v, reader.digest_before_last_line()));
-                                    continue;
-                                }
+                            if let Some(v) = Trailer::detect(&bytes) {
+                                trailer = Some((line_no, v, reader.digest_before_last_line()));
+                                continue;
                             }
                             raw.push((line_no, bytes, terminated));
                         }
@@ -315,6 +323,16 @@ pub fn import_bundle<R: BufRead>(
                         }
                         Parsed::Trailer(n, _) => {
                             refuse(&mut report, n, "unexpected trailer".into())
+                        }
+                        Parsed::Event(n, ev, _)
+                            if ev.header.seq.get() > rhizome_store::SEQ_LIMIT =>
+                        {
+                            report.events_read += 1;
+                            let why = format!(
+                                "field `seq`: {} is beyond this store's limit of 2^32-1",
+                                ev.header.seq
+                            );
+                            refuse(&mut report, n, why);
                         }
                         Parsed::Event(n, ev, computed) => {
                             report.events_read += 1;
@@ -363,10 +381,10 @@ pub fn import_bundle<R: BufRead>(
     })?;
     report.new = written.new;
     report.duplicate += written.duplicate;
-    report.pending = written.pending;
+    report.parked = written.pending;
     report.forks = written.forks;
     report.promoted = written.promoted;
-    report.pending = report.pending.saturating_sub(report.promoted);
+    report.pending = store.pending_count()?;
     report.feeds_touched = seen.len() as u64;
     report.status = match trailer {
         None => Status::Truncated,
@@ -449,6 +467,9 @@ pub fn inspect_bundle<R: BufRead>(input: R) -> Result<Inspection, ImportError> {
     loop {
         match reader.next_line()? {
             Line::End => break,
+            Line::Text { bytes, .. } if trailer.is_some() => {
+                after |= !bytes.iter().all(u8::is_ascii_whitespace);
+            }
             _ if trailer.is_some() => after = true,
             Line::TooLong { .. } => {
                 out.event_lines += 1;

@@ -1,0 +1,103 @@
+//! Trust states of peer instances: a blocked instance's bundles are refused whole.
+#![allow(clippy::unwrap_used)]
+
+use assert_cmd::Command;
+use std::path::Path;
+
+fn rz(home: &Path) -> Command {
+    let mut c = Command::cargo_bin("rhizome").unwrap();
+    c.env_remove("RHIZOME_PASSPHRASE")
+        .env_remove("RHIZOME_HOME")
+        .arg("--home")
+        .arg(home);
+    c
+}
+
+fn json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let out = rz(home).args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_blocked_instance_is_refused_whole_until_unblocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (h, n) in [(&a, "school"), (&b, "ship")] {
+        rz(h)
+            .args(["init", "--name", n, "--no-passphrase"])
+            .assert()
+            .success();
+    }
+    rz(&a).args(["post", "first"]).assert().success();
+    let bundle1 = dir.path().join("1.bundle");
+    rz(&a)
+        .args(["export", "--all", "--to"])
+        .arg(&bundle1)
+        .assert()
+        .success();
+    rz(&b).arg("import").arg(&bundle1).assert().success();
+    let a_id = json(&a, &["whoami"])["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    rz(&a).args(["post", "second"]).assert().success();
+    let bundle2 = dir.path().join("2.bundle");
+    rz(&a)
+        .args(["export", "--all", "--to"])
+        .arg(&bundle2)
+        .assert()
+        .success();
+
+    assert_eq!(json(&b, &["block", &a_id])["trust"], "blocked");
+    let log_before = rz(&b).args(["log", "--json"]).output().unwrap().stdout;
+    let out = rz(&b).arg("import").arg(&bundle2).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("blocked"));
+    assert_eq!(
+        rz(&b).args(["log", "--json"]).output().unwrap().stdout,
+        log_before
+    );
+    let peers = json(&b, &["peers"]);
+    assert_eq!(peers[0]["trust"], "blocked");
+
+    json(&b, &["unblock", &a_id]);
+    let report = json(&b, &["import", bundle2.to_str().unwrap()]);
+    assert_eq!(
+        (report["new"].as_u64(), report["duplicate"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(json(&b, &["trust", &a_id])["trust"], "trusted");
+}
+
+#[test]
+fn trust_commands_refuse_unknown_and_malformed_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    rz(dir.path())
+        .args(["init", "--name", "x", "--no-passphrase"])
+        .assert()
+        .success();
+    for args in [
+        ["block", "00000000000000000000000000000000"],
+        ["trust", "not-an-id"],
+        ["unblock", "ABCDEF"],
+    ] {
+        let out = rz(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("instance") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+}
