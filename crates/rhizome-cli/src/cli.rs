@@ -327,6 +327,30 @@ EXAMPLES:
         instance_id: String,
     },
 
+    /// Block an author: their events are dropped whoever carries them, and hidden from views
+    #[command(
+        after_help = "Their events already stored stay in the log (and `rhizome log`) unless --purge,
+which removes them and says how many; they are not exported to others either way.
+
+EXAMPLES:
+  rhizome block-author 5f0c...e1
+  rhizome block-author 5f0c...e1 --purge"
+    )]
+    BlockAuthor {
+        /// Public key (or local author name)
+        author: String,
+        /// Also delete their stored events from the log
+        #[arg(long)]
+        purge: bool,
+    },
+
+    /// Unblock an author
+    #[command(after_help = "EXAMPLES:\n  rhizome unblock-author 5f0c...e1")]
+    UnblockAuthor {
+        /// Public key (or local author name)
+        author: String,
+    },
+
     /// Feeds whose authors signed two different events at the same position (fork evidence)
     #[command(after_help = "EXAMPLES:\n  rhizome forks --json")]
     Forks,

@@ -87,6 +87,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Unblock { instance_id } => {
             sneaker::set_trust(&home, instance_id, Trust::Unknown, json)
         }
+        Command::BlockAuthor { author, purge } => {
+            sneaker::block_author(&home, author, true, *purge, json)
+        }
+        Command::UnblockAuthor { author } => {
+            sneaker::block_author(&home, author, false, false, json)
+        }
         cmd => write::run(&home, cli.as_author.as_deref(), cmd, json),
     }
 }

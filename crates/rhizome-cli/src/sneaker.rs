@@ -178,14 +178,20 @@ pub fn import(home_dir: &Path, file: &Path, json: bool) -> Result<()> {
             e.public_key.fingerprint()
         );
         say!(
-            "  events  {} read: {} new, {} duplicate, {} pending, {} fork(s), {} refused",
+            "  events  {} read: {} new, {} duplicate, {} waiting for earlier events, {} fork(s), {} refused",
             report.events_read,
             report.new,
             report.duplicate,
-            report.pending,
+            report.parked,
             report.forks,
             report.refused_total
         );
+        if report.blocked > 0 {
+            say!(
+                "  blocked {} event(s) of blocked authors dropped",
+                report.blocked
+            );
+        }
         if report.promoted > 0 {
             say!(
                 "  pending {} earlier event(s) joined their feeds",
@@ -372,6 +378,38 @@ pub fn set_trust(home_dir: &Path, instance_id: &str, trust: Trust, json: bool) -
             "{id} is now {}",
             serde_json::to_value(trust)?.as_str().unwrap_or("?")
         );
+    }
+    Ok(())
+}
+
+/// `rhizome block-author` / `unblock-author`.
+pub fn block_author(
+    home_dir: &Path,
+    author: &str,
+    block: bool,
+    purge: bool,
+    json: bool,
+) -> Result<()> {
+    let mut store = home::open(home_dir)?;
+    let key = crate::read::resolve_feed(&store, author)?;
+    let changed = if block {
+        store.block_author(&key)?
+    } else {
+        store.unblock_author(&key)?
+    };
+    let removed = if purge { store.purge_author(&key)? } else { 0 };
+    if json {
+        say!(
+            "{}",
+            json!({"author": key, "blocked": block, "changed": changed, "purged_events": removed})
+        );
+    } else {
+        let state = if block { "blocked" } else { "unblocked" };
+        let note = if changed { "" } else { " (already)" };
+        say!("{key} {state}{note}");
+        if purge {
+            say!("purged {removed} event(s) of {key} from the log; views rebuilt");
+        }
     }
     Ok(())
 }

@@ -101,3 +101,85 @@ fn trust_commands_refuse_unknown_and_malformed_ids() {
         );
     }
 }
+
+fn lines(home: &Path, args: &[&str]) -> usize {
+    let out = rz(home).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn a_blocked_author_is_dropped_hidden_not_relayed_and_purgeable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    for (h, n) in [(&a, "school"), (&b, "ship"), (&c, "hub")] {
+        rz(h)
+            .args(["init", "--name", n, "--no-passphrase"])
+            .assert()
+            .success();
+    }
+    let author = json(&a, &["whoami"])["authors"][0]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rz(&a).args(["post", "one"]).assert().success();
+    rz(&a).args(["post", "two"]).assert().success();
+    let b1 = dir.path().join("1.bundle");
+    rz(&a)
+        .args(["export", "--all", "--to"])
+        .arg(&b1)
+        .assert()
+        .success();
+    rz(&b).arg("import").arg(&b1).assert().success();
+    json(&b, &["follow", &author]);
+    assert_eq!(json(&b, &["feed"])["items"].as_array().unwrap().len(), 2);
+
+    assert_eq!(json(&b, &["block-author", &author])["changed"], true);
+    assert_eq!(
+        json(&b, &["feed"])["items"].as_array().unwrap().len(),
+        0,
+        "hidden from views"
+    );
+    assert_eq!(lines(&b, &["log", "--json"]), 2, "kept in the log");
+    rz(&b).args(["views", "check"]).assert().success();
+
+    // New events of a blocked author are dropped whoever carries them.
+    rz(&a).args(["post", "three"]).assert().success();
+    let b2 = dir.path().join("2.bundle");
+    rz(&a)
+        .args(["export", "--all", "--to"])
+        .arg(&b2)
+        .assert()
+        .success();
+    let report = json(&b, &["import", b2.to_str().unwrap()]);
+    assert_eq!(
+        (report["blocked"].as_u64(), report["new"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(lines(&b, &["log", "--json"]), 2);
+
+    // Not relayed.
+    let relay = dir.path().join("relay.bundle");
+    rz(&b)
+        .args(["export", "--all", "--to"])
+        .arg(&relay)
+        .assert()
+        .success();
+    rz(&c).arg("import").arg(&relay).assert().success();
+    assert_eq!(lines(&c, &["log", "--json"]), 0);
+
+    // Unblocking shows them again; purging removes them and says how many.
+    json(&b, &["unblock-author", &author]);
+    assert_eq!(json(&b, &["feed"])["items"].as_array().unwrap().len(), 2);
+    let purged = json(&b, &["block-author", &author, "--purge"]);
+    assert_eq!(purged["purged_events"], 2);
+    assert_eq!(lines(&b, &["log", "--json"]), 0);
+    rz(&b).arg("verify").assert().success();
+    rz(&b).args(["views", "check"]).assert().success();
+    let out = rz(&b).args(["block-author", "not-a-key"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}

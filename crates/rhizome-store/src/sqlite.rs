@@ -109,11 +109,16 @@ fn migrations() -> Vec<(String, bool)> {
                 .to_string(),
             false,
         ),
+        // 5: authors whose events are dropped on import and hidden from the views.
+        (
+            "CREATE TABLE blocked_authors (author BLOB PRIMARY KEY) WITHOUT ROWID;".to_string(),
+            false,
+        ),
     ]
 }
 
 /// Current schema version of this build: the number of migrations.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// Highest seq this backend stores (the rowid packs it into 32 bits).
 pub const SEQ_LIMIT: u64 = u32::MAX as u64;
@@ -785,7 +790,7 @@ pub(crate) fn append_in(
 }
 
 /// Re-applies every stored event to the views of schema `s`, in (feed, seq) order.
-fn replay_views(tx: &rusqlite::Transaction<'_>, s: &str) -> Result<u64> {
+pub(crate) fn replay_views(tx: &rusqlite::Transaction<'_>, s: &str) -> Result<u64> {
     views::clear(tx, s)?;
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events e JOIN feeds f ON f.feed_id = (e.id >> 32) ORDER BY e.id"

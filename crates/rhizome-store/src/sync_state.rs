@@ -230,6 +230,64 @@ impl SqliteStore {
         Ok(n == 1)
     }
 
+    /// Blocks an author: its events are refused on import and hidden from the views. False if
+    /// it was already blocked.
+    pub fn block_author(&mut self, author: &PublicKey) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO blocked_authors (author) VALUES (?1)",
+                [&author.as_bytes()[..]],
+            )
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(n == 1)
+    }
+
+    /// Unblocks an author. False if it was not blocked.
+    pub fn unblock_author(&mut self, author: &PublicKey) -> Result<bool> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM blocked_authors WHERE author = ?1",
+                [&author.as_bytes()[..]],
+            )
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(n == 1)
+    }
+
+    /// Blocked authors.
+    pub fn blocked_authors(&self) -> Result<std::collections::BTreeSet<PublicKey>> {
+        let mut stmt = self.conn.prepare("SELECT author FROM blocked_authors")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.iter()
+            .map(|k| key_col(k, "blocked_authors.author"))
+            .collect()
+    }
+
+    /// Removes every stored event of `author` (and its pending events and fork evidence) from
+    /// the log, then rebuilds the views. Returns the number of log events removed.
+    pub fn purge_author(&mut self, author: &PublicKey) -> Result<u64> {
+        let feed_id = self.feed_id(author)?;
+        let tx = self.write_tx()?;
+        let key = &author.as_bytes()[..];
+        let mut removed = 0;
+        if let Some(id) = feed_id {
+            let (lo, hi) = range_ids(id, 0, u32::MAX as u64);
+            removed = tx.execute("DELETE FROM events WHERE id BETWEEN ?1 AND ?2", [lo, hi])? as u64;
+            tx.execute(
+                "UPDATE feeds SET head_seq = 0, head_hash = NULL WHERE feed_id = ?1",
+                [id],
+            )?;
+        }
+        tx.execute("DELETE FROM pending WHERE author = ?1", [key])?;
+        tx.execute("DELETE FROM forks WHERE author = ?1", [key])?;
+        crate::sqlite::replay_views(&tx, "main")?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
     /// Stored (seq, hash) of a feed between `from` and `to` inclusive, in seq order.
     pub fn stored_hashes(
         &self,

@@ -5,7 +5,8 @@
 //! View tables are `WITHOUT ROWID` with primary keys made only of event data (hashes, keys,
 //! seqs, timestamps), never of arrival order, so the same log gives the same rows in the same
 //! key order however it arrived. [`digest`] hashes those rows; equal digests mean identical
-//! tables.
+//! tables. Authors blocked on this instance are hidden at query time, so blocking never changes
+//! the tables themselves and a rebuild still matches.
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -407,11 +408,12 @@ pub(crate) fn timeline(
         None => (i64::MAX, vec![0xff; 33]),
     };
     let sql = "SELECT t.hash, t.author, t.seq, t.ts, t.kind, t.target,
-            (SELECT count(*) FROM v_likes l WHERE l.target = t.hash),
-            (SELECT count(*) FROM v_replies r WHERE r.target = t.hash)
+            (SELECT count(*) FROM v_likes l WHERE l.target = t.hash AND l.author NOT IN (SELECT author FROM blocked_authors)),
+            (SELECT count(*) FROM v_replies r WHERE r.target = t.hash AND r.author NOT IN (SELECT author FROM blocked_authors))
          FROM v_timeline t
          WHERE (t.ts, t.hash) < (?1, ?2)
            AND t.author IN (SELECT author FROM follows)
+           AND t.author NOT IN (SELECT author FROM blocked_authors)
            AND (?3 IS NULL OR t.author = ?3)
          ORDER BY t.ts DESC, t.hash DESC LIMIT ?4";
     let mut stmt = conn.prepare_cached(sql)?;
@@ -449,7 +451,8 @@ pub(crate) fn thread(conn: &rusqlite::Connection, root: &Hash) -> Result<Vec<Rep
     let sql = "WITH RECURSIVE t(hash, depth) AS (
             SELECT ?1, 0
             UNION
-            SELECT r.hash, t.depth + 1 FROM v_replies r JOIN t ON r.target = t.hash WHERE t.depth < 256
+            SELECT r.hash, t.depth + 1 FROM v_replies r JOIN t ON r.target = t.hash
+            WHERE t.depth < 256 AND r.author NOT IN (SELECT author FROM blocked_authors)
          )
          SELECT r.hash, r.target, r.author, r.ts, t.depth FROM t JOIN v_replies r ON r.hash = t.hash
          WHERE t.depth > 0 ORDER BY r.ts, r.hash";
@@ -480,7 +483,7 @@ pub(crate) fn thread(conn: &rusqlite::Connection, root: &Hash) -> Result<Vec<Rep
 
 pub(crate) fn likers(conn: &rusqlite::Connection, target: &Hash) -> Result<Vec<PublicKey>> {
     let mut stmt =
-        conn.prepare_cached("SELECT author FROM v_likes WHERE target = ?1 ORDER BY author")?;
+        conn.prepare_cached("SELECT author FROM v_likes WHERE target = ?1 AND author NOT IN (SELECT author FROM blocked_authors) ORDER BY author")?;
     let rows = stmt
         .query_map([h(target)], |r| r.get::<_, Vec<u8>>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -525,7 +528,7 @@ pub(crate) fn circles(conn: &rusqlite::Connection, owner: &PublicKey) -> Result<
 /// Tag names with how many events carry each.
 pub(crate) fn tag_counts(conn: &rusqlite::Connection) -> Result<Vec<(String, u64)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT tag, count(DISTINCT target) FROM v_tags GROUP BY tag ORDER BY tag",
+        "SELECT tag, count(DISTINCT target) FROM v_tags WHERE author NOT IN (SELECT author FROM blocked_authors) GROUP BY tag ORDER BY tag",
     )?;
     let rows = stmt
         .query_map([], |r| {
@@ -537,7 +540,7 @@ pub(crate) fn tag_counts(conn: &rusqlite::Connection) -> Result<Vec<(String, u64
 
 pub(crate) fn tagged(conn: &rusqlite::Connection, tag: &str) -> Result<Vec<Hash>> {
     let mut stmt =
-        conn.prepare_cached("SELECT DISTINCT target FROM v_tags WHERE tag = ?1 ORDER BY target")?;
+        conn.prepare_cached("SELECT DISTINCT target FROM v_tags WHERE tag = ?1 AND author NOT IN (SELECT author FROM blocked_authors) ORDER BY target")?;
     let rows = stmt
         .query_map([tag], |r| r.get::<_, Vec<u8>>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -546,7 +549,7 @@ pub(crate) fn tagged(conn: &rusqlite::Connection, tag: &str) -> Result<Vec<Hash>
 
 pub(crate) fn tags_of(conn: &rusqlite::Connection, target: &Hash) -> Result<Vec<String>> {
     let mut stmt =
-        conn.prepare_cached("SELECT DISTINCT tag FROM v_tags WHERE target = ?1 ORDER BY tag")?;
+        conn.prepare_cached("SELECT DISTINCT tag FROM v_tags WHERE target = ?1 AND author NOT IN (SELECT author FROM blocked_authors) ORDER BY tag")?;
     let rows = stmt
         .query_map([h(target)], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -42,9 +42,14 @@ pub fn plan_export(
     created_at: u64,
 ) -> Result<ExportPlan, StoreError> {
     let clock = store.clock()?;
+    // Blocked authors' events stay in the log (unless purged) but are not relayed.
+    let blocked = store.blocked_authors()?;
     let mut feeds = Vec::new();
     let mut counts = Counts::default();
-    for (author, from, to) in clock.ahead_of(&base) {
+    for (author, from, to) in clock
+        .ahead_of(&base)
+        .filter(|(a, _, _)| !blocked.contains(a))
+    {
         let plan = store.plan_range(&author, from, to, &|_| false)?;
         let Some(head) = plan.head else { continue };
         counts.events += plan.count;

@@ -87,6 +87,8 @@ pub struct ImportReport {
     pub pending: u64,
     /// Earlier pending events that now joined their feeds.
     pub promoted: u64,
+    /// Events dropped because their author is blocked here.
+    pub blocked: u64,
     /// Fork evidence kept (same author and seq, different event).
     pub forks: u64,
     /// Refused lines (at most 1,000 listed; `refused_total` counts all).
@@ -214,6 +216,7 @@ pub fn import_bundle<R: BufRead>(
     {
         return Err(ImportError::Blocked(carrier));
     }
+    let blocked_authors = store.blocked_authors()?;
     let mut report = ImportReport {
         exporter: manifest.exporter.clone(),
         status: Status::Truncated,
@@ -223,6 +226,7 @@ pub fn import_bundle<R: BufRead>(
         parked: 0,
         pending: 0,
         promoted: 0,
+        blocked: 0,
         forks: 0,
         refused: Vec::new(),
         refused_total: 0,
@@ -333,6 +337,10 @@ pub fn import_bundle<R: BufRead>(
                                 ev.header.seq
                             );
                             refuse(&mut report, n, why);
+                        }
+                        Parsed::Event(_, ev, _) if blocked_authors.contains(&ev.header.author) => {
+                            report.events_read += 1;
+                            report.blocked += 1;
                         }
                         Parsed::Event(n, ev, computed) => {
                             report.events_read += 1;
