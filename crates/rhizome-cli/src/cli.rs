@@ -19,6 +19,7 @@ EXIT CODES:
 ENVIRONMENT:
   RHIZOME_HOME        instance directory (default: the platform data directory)
   RHIZOME_PASSPHRASE  passphrase for sealed keys, for servers and scripts (else a prompt)
+  RHIZOME_TRUST_ON_FIRST_USE=1  import first bundles of unknown instances without quarantine
 
 GETTING STARTED:
   rhizome init --name \"Village school\"
@@ -305,6 +306,24 @@ EXAMPLES:
     /// Instances this one has exchanged bundles with, their clocks and trust
     #[command(after_help = "EXAMPLES:\n  rhizome peers\n  rhizome peers --json | jq '.[].acked'")]
     Peers,
+
+    /// Bundles from unknown instances held in quarantine, waiting for approve or reject
+    #[command(after_help = "EXAMPLES:\n  rhizome pending\n  rhizome pending --json")]
+    Pending,
+
+    /// Trust the exporter of a held bundle and apply its events
+    #[command(after_help = "EXAMPLES:\n  rhizome approve 3f2a9c1e0b7d4a55")]
+    Approve {
+        /// Id of the held bundle (from `rhizome pending`)
+        id: String,
+    },
+
+    /// Discard a held bundle
+    #[command(after_help = "EXAMPLES:\n  rhizome reject 3f2a9c1e0b7d4a55")]
+    Reject {
+        /// Id of the held bundle (from `rhizome pending`)
+        id: String,
+    },
 
     /// Trust a peer instance (by id, as `rhizome peers` shows it)
     #[command(after_help = "EXAMPLES:\n  rhizome trust 56475aa75463474c0285df5dbf2bcab7")]

@@ -78,6 +78,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(file, json),
         Command::Peers => sneaker::peers(&home, json),
         Command::Forks => sneaker::forks(&home, json),
+        Command::Pending => sneaker::pending(&home, json),
+        Command::Approve { id } => sneaker::approve(&home, id, json),
+        Command::Reject { id } => sneaker::reject(&home, id, json),
         Command::Trust { instance_id } => {
             sneaker::set_trust(&home, instance_id, Trust::Trusted, json)
         }

@@ -143,24 +143,51 @@ fn open_bundle(file: &Path) -> Result<(BufReader<File>, u64)> {
     Ok((BufReader::with_capacity(1 << 20, f), len))
 }
 
-/// `rhizome import`.
+/// `RHIZOME_TRUST_ON_FIRST_USE=1`: bundles from instances never seen before are imported at
+/// once (and the instance trusted) instead of being held for approval. For hubs and labs.
+fn trust_on_first_use() -> bool {
+    matches!(
+        std::env::var("RHIZOME_TRUST_ON_FIRST_USE").as_deref(),
+        Ok("1" | "true" | "yes" | "on")
+    )
+}
+
+fn rejected(file: &Path, e: rhizome_sync::ImportError) -> anyhow::Error {
+    match e {
+        rhizome_sync::ImportError::Store(s) => anyhow::Error::from(s),
+        other => fail(
+            REJECTED,
+            format!("{}: rejected, nothing stored: {other}", file.display()),
+        ),
+    }
+}
+
+/// `rhizome import`: trusted (or first-use-trusted) exporters are imported now; unknown ones
+/// are verified and held in quarantine; blocked ones are refused.
 pub fn import(home_dir: &Path, file: &Path, json: bool) -> Result<()> {
     let mut store = home::open(home_dir)?;
+    let (reader, _) = open_bundle(file)?;
+    let manifest = rhizome_sync::read_manifest(reader).map_err(|e| rejected(file, e))?;
+    let exporter = &manifest.exporter;
+    match store.peer(&exporter.instance_id)?.map(|p| p.trust) {
+        Some(Trust::Trusted) | Some(Trust::Blocked) => import_now(&mut store, file, json),
+        _ if trust_on_first_use() => {
+            store.add_peer(&exporter.public_key, &exporter.name, Trust::Trusted)?;
+            import_now(&mut store, file, json)
+        }
+        _ => quarantine(home_dir, &mut store, file, json),
+    }
+}
+
+fn import_now(store: &mut rhizome_store::SqliteStore, file: &Path, json: bool) -> Result<()> {
     let (reader, len) = open_bundle(file)?;
     let bar = crate::progress::bar(len, "importing");
     let opts = ImportOptions {
         now: now_ms(),
         method: "usb".into(),
     };
-    let report =
-        rhizome_sync::import_bundle(&mut store, reader, &opts, &mut |b| bar.set_position(b))
-            .map_err(|e| match e {
-                rhizome_sync::ImportError::Store(s) => anyhow::Error::from(s),
-                other => fail(
-                    REJECTED,
-                    format!("{}: rejected, nothing stored: {other}", file.display()),
-                ),
-            })?;
+    let report = rhizome_sync::import_bundle(store, reader, &opts, &mut |b| bar.set_position(b))
+        .map_err(|e| rejected(file, e))?;
     bar.finish_and_clear();
     if json {
         say!("{}", serde_json::to_string(&report)?);
@@ -242,6 +269,173 @@ pub fn import(home_dir: &Path, file: &Path, json: bool) -> Result<()> {
         )),
         Status::Complete => Ok(()),
     }
+}
+
+/// Copies a bundle from an unknown instance into `<home>/quarantine/`, verifies it fully
+/// (storing nothing in the log), and records it for `rhizome approve` or `reject`.
+fn quarantine(
+    home_dir: &Path,
+    store: &mut rhizome_store::SqliteStore,
+    file: &Path,
+    json: bool,
+) -> Result<()> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Write};
+    let dir = home_dir.join("quarantine");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let incoming = dir.join(format!(".incoming-{}", std::process::id()));
+    let mut hasher = Sha256::new();
+    {
+        let (mut src, _) = open_bundle(file)?;
+        let mut dst = std::io::BufWriter::new(File::create(&incoming)?);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            dst.write_all(&buf[..n])?;
+        }
+        dst.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    let id = hex::encode(&hasher.finalize()[..8]);
+    let held_path = dir.join(format!("{id}.bundle"));
+    std::fs::rename(&incoming, &held_path)?;
+    let (reader, _) = open_bundle(&held_path)?;
+    let check = rhizome_sync::check_bundle(reader);
+    let (ins, manifest) = match check {
+        Ok(ins) => match ins.manifest.clone() {
+            Some(m) => (ins, m),
+            None => {
+                let _ = std::fs::remove_file(&held_path);
+                let why = ins.manifest_error.unwrap_or_default();
+                return Err(fail(
+                    REJECTED,
+                    format!(
+                        "{}: rejected, nothing stored: line 1 (manifest): {why}",
+                        file.display()
+                    ),
+                ));
+            }
+        },
+        Err(e) => {
+            let _ = std::fs::remove_file(&held_path);
+            return Err(rejected(file, e));
+        }
+    };
+    let held = rhizome_store::sync_state::Held {
+        id: id.clone(),
+        instance_id: manifest.exporter.instance_id,
+        public_key: manifest.exporter.public_key,
+        name: manifest.exporter.name.clone(),
+        events: ins.event_lines,
+        feeds: manifest.counts.feeds,
+        invalid: ins.malformed_lines + ins.invalid_events,
+        arrived_at: now_ms(),
+        file: held_path.display().to_string(),
+    };
+    let new = store.hold(&held)?;
+    if json {
+        say!(
+            "{}",
+            json!({"status": "quarantined", "already_held": !new, "held": held})
+        );
+    } else {
+        let again = if new { "" } else { " (already held)" };
+        say!(
+            "Held in quarantine{again}: bundle {id} from {:?}",
+            held.name
+        );
+        say!(
+            "  instance {}  key fingerprint {}",
+            held.instance_id,
+            held.public_key.fingerprint()
+        );
+        say!(
+            "  {} events in {} feeds, {} invalid; nothing applied yet",
+            held.events,
+            held.feeds,
+            held.invalid
+        );
+        say!("  This instance is new here. Check the fingerprint with its owner, then:");
+        say!("    rhizome approve {id}     (trust it and apply the events)");
+        say!("    rhizome reject {id}      (discard the bundle)");
+    }
+    Ok(())
+}
+
+fn find_held(
+    store: &rhizome_store::SqliteStore,
+    id: &str,
+) -> Result<rhizome_store::sync_state::Held> {
+    store
+        .held()?
+        .into_iter()
+        .find(|h| h.id == id)
+        .ok_or_else(|| {
+            fail(
+                INVALID_INPUT,
+                format!("no bundle {id:?} in quarantine (`rhizome pending` lists them)"),
+            )
+        })
+}
+
+/// `rhizome pending`.
+pub fn pending(home_dir: &Path, json: bool) -> Result<()> {
+    let store = home::open_for_reading(home_dir)?;
+    let held = store.held()?;
+    if json {
+        say!("{}", serde_json::to_string(&held)?);
+    } else if held.is_empty() {
+        say!("nothing in quarantine");
+    } else {
+        for h in &held {
+            say!(
+                "{}  {:?} (instance {}, key {}): {} events in {} feeds, {} invalid",
+                h.id,
+                h.name,
+                h.instance_id,
+                h.public_key.fingerprint(),
+                h.events,
+                h.feeds,
+                h.invalid
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `rhizome approve`: trust the exporter and apply the held bundle.
+pub fn approve(home_dir: &Path, id: &str, json: bool) -> Result<()> {
+    let mut store = home::open(home_dir)?;
+    let held = find_held(&store, id)?;
+    store.add_peer(&held.public_key, &held.name, Trust::Trusted)?;
+    let path = std::path::PathBuf::from(&held.file);
+    let result = import_now(&mut store, &path, json);
+    store.release(id)?;
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// `rhizome reject`: discard a held bundle.
+pub fn reject(home_dir: &Path, id: &str, json: bool) -> Result<()> {
+    let mut store = home::open(home_dir)?;
+    let held = find_held(&store, id)?;
+    store.release(id)?;
+    let _ = std::fs::remove_file(&held.file);
+    if json {
+        say!(
+            "{}",
+            json!({"rejected": id, "instance_id": held.instance_id})
+        );
+    } else {
+        say!(
+            "discarded bundle {id} from {:?}; nothing of it was applied",
+            held.name
+        );
+    }
+    Ok(())
 }
 
 /// `rhizome bundle inspect`.

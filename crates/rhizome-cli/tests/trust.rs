@@ -1,16 +1,121 @@
-//! Trust states of peer instances: a blocked instance's bundles are refused whole.
+//! Trust: quarantine of bundles from unknown instances, approve/reject, blocked instances and
+//! authors. Homes here use trust-on-first-use unless a test says otherwise.
 #![allow(clippy::unwrap_used)]
 
 use assert_cmd::Command;
 use std::path::Path;
 
 fn rz(home: &Path) -> Command {
+    let mut c = strict(home);
+    c.env("RHIZOME_TRUST_ON_FIRST_USE", "1");
+    c
+}
+
+/// The default policy: unknown instances' bundles wait in quarantine.
+fn strict(home: &Path) -> Command {
     let mut c = Command::cargo_bin("rhizome").unwrap();
     c.env_remove("RHIZOME_PASSPHRASE")
         .env_remove("RHIZOME_HOME")
+        .env_remove("RHIZOME_TRUST_ON_FIRST_USE")
         .arg("--home")
         .arg(home);
     c
+}
+
+fn strict_json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let out = strict(home).args(args).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn unknown_instances_wait_in_quarantine_until_approved_or_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    for (h, n) in [(&a, "school"), (&b, "ship"), (&c, "hub")] {
+        rz(h)
+            .args(["init", "--name", n, "--no-passphrase"])
+            .assert()
+            .success();
+    }
+    rz(&a)
+        .args(["post", "secret plans for the garden"])
+        .assert()
+        .success();
+    let author = json(&a, &["whoami"])["authors"][0]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_id = json(&a, &["whoami"])["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bundle = dir.path().join("a.bundle");
+    rz(&a)
+        .args(["export", "--all", "--to"])
+        .arg(&bundle)
+        .assert()
+        .success();
+
+    let held = strict_json(&b, &["import", bundle.to_str().unwrap()]);
+    assert_eq!(held["status"], "quarantined");
+    let id = held["held"]["id"].as_str().unwrap().to_string();
+    assert_eq!(held["held"]["instance_id"], a_id.as_str());
+    assert_eq!(held["held"]["events"], 1);
+    // Nothing reaches the log or the views before approval.
+    assert_eq!(lines(&b, &["log", "--json"]), 0);
+    json(&b, &["follow", &author]);
+    assert_eq!(json(&b, &["feed"])["items"].as_array().unwrap().len(), 0);
+    let pending = strict_json(&b, &["pending"]);
+    assert_eq!(pending.as_array().unwrap().len(), 1);
+    assert_eq!(pending[0]["id"], id.as_str());
+    // The same stick again is the same held bundle.
+    assert_eq!(
+        strict_json(&b, &["import", bundle.to_str().unwrap()])["already_held"],
+        true
+    );
+
+    let report = strict_json(&b, &["approve", &id]);
+    assert_eq!(report["new"], 1);
+    assert_eq!(json(&b, &["feed"])["items"].as_array().unwrap().len(), 1);
+    assert_eq!(strict_json(&b, &["pending"]).as_array().unwrap().len(), 0);
+    assert_eq!(json(&b, &["peers"])[0]["trust"], "trusted");
+    let again = strict(&b).args(["approve", &id]).output().unwrap();
+    assert_eq!(again.status.code(), Some(3), "approving twice");
+    // A trusted instance's next bundle goes straight in.
+    rz(&a).args(["post", "second"]).assert().success();
+    rz(&a)
+        .args(["export", "--all", "--to"])
+        .arg(&bundle)
+        .assert()
+        .success();
+    assert_eq!(
+        strict_json(&b, &["import", bundle.to_str().unwrap()])["new"],
+        1
+    );
+
+    // Rejecting discards; nothing applied; unknown or malformed ids are refused.
+    let held = strict_json(&c, &["import", bundle.to_str().unwrap()]);
+    let id = held["held"]["id"].as_str().unwrap().to_string();
+    assert!(Path::new(held["held"]["file"].as_str().unwrap()).exists());
+    strict_json(&c, &["reject", &id]);
+    assert_eq!(lines(&c, &["log", "--json"]), 0);
+    assert!(!Path::new(held["held"]["file"].as_str().unwrap()).exists());
+    for bad in ["0000000000000000", "zz"] {
+        for cmd in ["approve", "reject"] {
+            let out = strict(&c).args([cmd, bad]).output().unwrap();
+            assert_eq!(out.status.code(), Some(3), "{cmd} {bad}");
+            assert!(String::from_utf8_lossy(&out.stderr).contains("quarantine"));
+        }
+    }
 }
 
 fn json(home: &Path, args: &[&str]) -> serde_json::Value {

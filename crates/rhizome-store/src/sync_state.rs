@@ -66,6 +66,29 @@ pub struct Peer {
     pub last_direction: Option<String>,
 }
 
+/// A bundle from an unknown instance, verified and held until approved or rejected.
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    /// Short id: the first 16 hex characters of the SHA-256 of the bundle file.
+    pub id: String,
+    /// Exporter instance id.
+    pub instance_id: InstanceId,
+    /// Exporter key.
+    pub public_key: PublicKey,
+    /// Exporter name, as its manifest says.
+    pub name: String,
+    /// Event lines.
+    pub events: u64,
+    /// Feeds.
+    pub feeds: u64,
+    /// Lines that failed verification (they will be refused on approval).
+    pub invalid: u64,
+    /// When it arrived, ms since the epoch.
+    pub arrived_at: u64,
+    /// Where the held copy is.
+    pub file: String,
+}
+
 /// Direction of an exchange with a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -215,6 +238,90 @@ impl SqliteStore {
             params![value, at as i64, method, direction, &id.as_bytes()[..]],
         )?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a held bundle. False if one with that id is already held.
+    pub fn hold(&mut self, h: &Held) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO quarantine (id, instance_id, public_key, name, events, feeds, invalid, arrived_at, file)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                h.id,
+                &h.instance_id.as_bytes()[..],
+                &h.public_key.as_bytes()[..],
+                h.name,
+                h.events as i64,
+                h.feeds as i64,
+                h.invalid as i64,
+                h.arrived_at as i64,
+                h.file
+            ],
+        ).map_err(|e| classify(&self.path, e))?;
+        Ok(n == 1)
+    }
+
+    /// Held bundles, oldest first.
+    pub fn held(&self) -> Result<Vec<Held>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, instance_id, public_key, name, events, feeds, invalid, arrived_at, file FROM quarantine ORDER BY arrived_at, id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(id, inst, key, name, events, feeds, invalid, at, file)| {
+                Ok(Held {
+                    id,
+                    instance_id: InstanceId::try_from(&inst[..]).map_err(|e| {
+                        StoreError::BadRow {
+                            location: "quarantine.instance_id".into(),
+                            detail: e.to_string(),
+                        }
+                    })?,
+                    public_key: key_col(&key, "quarantine.public_key")?,
+                    name,
+                    events: events as u64,
+                    feeds: feeds as u64,
+                    invalid: invalid as u64,
+                    arrived_at: at as u64,
+                    file,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets a held bundle. False if none has that id.
+    pub fn release(&mut self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM quarantine WHERE id = ?1", [id])
+            .map_err(|e| classify(&self.path, e))?
+            == 1)
+    }
+
+    /// Makes a peer known (or renames it) and sets its trust.
+    pub fn add_peer(&mut self, key: &PublicKey, name: &str, trust: Trust) -> Result<()> {
+        let id = InstanceId::of(key);
+        self.conn
+            .execute(
+                "INSERT INTO peers (instance_id, public_key, name, trust) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (instance_id) DO UPDATE SET name = excluded.name, trust = excluded.trust",
+                params![&id.as_bytes()[..], &key.as_bytes()[..], name, trust.as_str()],
+            )
+            .map_err(|e| classify(&self.path, e))?;
         Ok(())
     }
 

@@ -195,6 +195,15 @@ impl DupCache {
     }
 }
 
+/// Reads and verifies only the manifest line of a bundle.
+pub fn read_manifest<R: BufRead>(input: R) -> Result<Manifest, ImportError> {
+    match LineReader::new(input, MAX_LINE).next_line()? {
+        Line::End => Err(ImportError::Empty),
+        Line::TooLong { .. } => Err(ImportError::ManifestTooLong),
+        Line::Text { bytes, .. } => Manifest::parse(&bytes).map_err(ImportError::Manifest),
+    }
+}
+
 /// Reads, verifies and stores a bundle. See the module docs.
 pub fn import_bundle<R: BufRead>(
     store: &mut SqliteStore,
@@ -444,6 +453,8 @@ pub struct Inspection {
     pub event_lines: u64,
     /// Event lines that do not parse as events.
     pub malformed_lines: u64,
+    /// Well-formed events whose hash, payload or signature fails (only counted when asked).
+    pub invalid_events: u64,
     /// Trailer state.
     #[serde(flatten)]
     pub status: Status,
@@ -451,8 +462,35 @@ pub struct Inspection {
     pub bytes: u64,
 }
 
+/// Verifies events on all cores; returns how many fail.
+fn count_invalid(events: Vec<Event>) -> u64 {
+    let chunk = events
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(1);
+    events
+        .par_chunks(chunk)
+        .map(|c| {
+            verify_batch(c.to_vec())
+                .iter()
+                .filter(|r| r.is_err())
+                .count() as u64
+        })
+        .sum()
+}
+
 /// Reads a whole bundle and checks manifest and trailer (not each event's signature).
 pub fn inspect_bundle<R: BufRead>(input: R) -> Result<Inspection, ImportError> {
+    inspect(input, false)
+}
+
+/// [`inspect_bundle`], and also checks every event's hash, payload and signature (storing
+/// nothing): what quarantine does before it holds a bundle.
+pub fn check_bundle<R: BufRead>(input: R) -> Result<Inspection, ImportError> {
+    inspect(input, true)
+}
+
+fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, ImportError> {
     let mut reader = LineReader::new(input, MAX_LINE);
     let (manifest, manifest_error) = match reader.next_line()? {
         Line::End => return Err(ImportError::Empty),
@@ -467,9 +505,11 @@ pub fn inspect_bundle<R: BufRead>(input: R) -> Result<Inspection, ImportError> {
         manifest_error,
         event_lines: 0,
         malformed_lines: 0,
+        invalid_events: 0,
         status: Status::Truncated,
         bytes: 0,
     };
+    let mut batch: Vec<Event> = Vec::new();
     let mut trailer: Option<(Value, [u8; 32])> = None;
     let mut after = false;
     loop {
@@ -485,7 +525,15 @@ pub fn inspect_bundle<R: BufRead>(input: R) -> Result<Inspection, ImportError> {
             }
             Line::Text { bytes, .. } => match parse_line(0, &bytes) {
                 Parsed::Trailer(_, v) => trailer = Some((v, reader.digest_before_last_line())),
-                Parsed::Event(..) => out.event_lines += 1,
+                Parsed::Event(_, ev, _) => {
+                    out.event_lines += 1;
+                    if verify_events {
+                        batch.push(*ev);
+                        if batch.len() == BATCH {
+                            out.invalid_events += count_invalid(std::mem::take(&mut batch));
+                        }
+                    }
+                }
                 Parsed::Refused(..) => {
                     out.event_lines += 1;
                     out.malformed_lines += 1;
@@ -493,6 +541,7 @@ pub fn inspect_bundle<R: BufRead>(input: R) -> Result<Inspection, ImportError> {
             },
         }
     }
+    out.invalid_events += count_invalid(batch);
     out.bytes = reader.bytes;
     out.status = match (trailer, &out.manifest) {
         (None, _) => Status::Truncated,

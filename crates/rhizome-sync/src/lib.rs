@@ -12,5 +12,6 @@ mod lines;
 
 pub use export::{plan_export, write_bundle, write_file_atomically, ExportPlan};
 pub use import::{
-    import_bundle, inspect_bundle, ImportError, ImportOptions, ImportReport, Inspection, Status,
+    check_bundle, import_bundle, inspect_bundle, read_manifest, ImportError, ImportOptions,
+    ImportReport, Inspection, Status,
 };
