@@ -282,6 +282,9 @@ EXAMPLES:
         /// Only print the size and counts
         #[arg(long)]
         dry_run: bool,
+        /// Compress with zstd (import detects it; the estimate is of the uncompressed bundle)
+        #[arg(long)]
+        compress: bool,
     },
 
     /// Read a bundle: verify every event, store what is new

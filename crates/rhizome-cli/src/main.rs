@@ -72,8 +72,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for_peer,
             since_sent,
             dry_run,
+            compress,
             ..
-        } => sneaker::export(&home, to, for_peer.as_deref(), *since_sent, *dry_run, json),
+        } => sneaker::export(
+            &home,
+            to,
+            sneaker::ExportArgs {
+                for_peer: for_peer.as_deref(),
+                since_sent: *since_sent,
+                dry_run: *dry_run,
+                compress: *compress,
+            },
+            json,
+        ),
         Command::Import { file } => sneaker::import(&home, file, json),
         Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(file, json),
         Command::Peers => sneaker::peers(&home, json),

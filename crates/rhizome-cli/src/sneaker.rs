@@ -28,15 +28,26 @@ fn parse_instance(text: &str) -> Result<InstanceId> {
     })
 }
 
+/// Options of `rhizome export`.
+pub struct ExportArgs<'a> {
+    /// Cut for this peer (instance id), else everything.
+    pub for_peer: Option<&'a str>,
+    /// Cut against `sent` instead of `acked`.
+    pub since_sent: bool,
+    /// Only estimate.
+    pub dry_run: bool,
+    /// zstd.
+    pub compress: bool,
+}
+
 /// `rhizome export`.
-pub fn export(
-    home_dir: &Path,
-    to: &Path,
-    for_peer: Option<&str>,
-    since_sent: bool,
-    dry_run: bool,
-    json: bool,
-) -> Result<()> {
+pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> Result<()> {
+    let ExportArgs {
+        for_peer,
+        since_sent,
+        dry_run,
+        compress,
+    } = args;
     let mut store = home::open(home_dir)?;
     let identity = store.identity()?;
     let (base, recipient) = match for_peer {
@@ -93,13 +104,21 @@ pub fn export(
     let key = Keeper::unlock(&identity.secret)?.open(&identity.secret, &identity.public_key)?;
     let bar = crate::progress::bar(counts.events, "exporting");
     let trailer = rhizome_sync::write_file_atomically(to, |w| -> Result<_> {
-        Ok(rhizome_sync::write_bundle(
-            &store,
-            &plan,
-            &key,
-            w,
-            &mut |n| bar.set_position(n),
-        )?)
+        let mut progress = |n| bar.set_position(n);
+        if compress {
+            let mut z = rhizome_sync::codec::encoder(w)?;
+            let t = rhizome_sync::write_bundle(&store, &plan, &key, &mut z, &mut progress)?;
+            z.finish()?;
+            Ok(t)
+        } else {
+            Ok(rhizome_sync::write_bundle(
+                &store,
+                &plan,
+                &key,
+                w,
+                &mut progress,
+            )?)
+        }
     })
     .with_context(|| format!("writing {}", to.display()))?;
     bar.finish_and_clear();
@@ -132,7 +151,19 @@ pub fn export(
     Ok(())
 }
 
-fn open_bundle(file: &Path) -> Result<(BufReader<File>, u64)> {
+/// Opens a bundle file, decompressing it on the fly if it is zstd (detected by magic bytes).
+fn open_bundle(file: &Path) -> Result<(Box<dyn std::io::BufRead>, u64)> {
+    let (raw, len) = open_raw(file)?;
+    let reader = rhizome_sync::codec::decode(raw, Some(len)).map_err(|e| {
+        fail(
+            REJECTED,
+            format!("{}: not a readable bundle: {e}", file.display()),
+        )
+    })?;
+    Ok((reader, len))
+}
+
+fn open_raw(file: &Path) -> Result<(BufReader<File>, u64)> {
     let f = File::open(file).map_err(|e| {
         fail(
             INVALID_INPUT,
@@ -197,6 +228,7 @@ fn import_now(store: &mut rhizome_store::SqliteStore, file: &Path, json: bool) -
             Status::Complete => "complete".to_string(),
             Status::Truncated => "TRUNCATED (no trailer: a half-copied file?)".to_string(),
             Status::TrailerInvalid(why) => format!("TRAILER INVALID ({why})"),
+            Status::Unreadable(why) => format!("UNREADABLE ({why})"),
         };
         say!(
             "Bundle from {:?} (instance {}, key {}): {status}",
@@ -260,6 +292,13 @@ fn import_now(store: &mut rhizome_store::SqliteStore, file: &Path, json: bool) -
                 file.display()
             ),
         )),
+        Status::Unreadable(why) => Err(fail(
+            TRUNCATED,
+            format!(
+                "{}: unreadable {why}; kept every valid event read before",
+                file.display()
+            ),
+        )),
         Status::Complete if report.refused_total > 0 => Err(fail(
             PARTIAL,
             format!(
@@ -286,7 +325,7 @@ fn quarantine(
     let incoming = dir.join(format!(".incoming-{}", std::process::id()));
     let mut hasher = Sha256::new();
     {
-        let (mut src, _) = open_bundle(file)?;
+        let (mut src, _) = open_raw(file)?;
         let mut dst = std::io::BufWriter::new(File::create(&incoming)?);
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -487,6 +526,7 @@ pub fn inspect(file: &Path, json: bool) -> Result<()> {
             Status::Complete => say!("trailer     valid: the bundle is complete"),
             Status::Truncated => say!("trailer     MISSING: truncated"),
             Status::TrailerInvalid(why) => say!("trailer     INVALID: {why}"),
+            Status::Unreadable(why) => say!("stream      UNREADABLE: {why}"),
         }
     }
     match (&ins.manifest, &ins.status) {

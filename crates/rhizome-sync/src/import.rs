@@ -56,6 +56,9 @@ pub enum Status {
     Truncated,
     /// A trailer is there but does not match what was read (forged, altered, or spliced).
     TrailerInvalid(String),
+    /// Reading failed part way (damaged compressed stream, bomb, I/O error). Every valid event
+    /// read before was kept.
+    Unreadable(String),
 }
 
 /// An event line that was refused.
@@ -257,6 +260,7 @@ pub fn import_bundle<R: BufRead>(
         hashes: BTreeMap::new(),
     };
     let mut line_no = 1u64;
+    let mut unreadable: Option<String> = None;
     let mut trailer: Option<(u64, Value, [u8; 32])> = None;
     let mut after_trailer = false;
     // One writer thread owns the store; reading, parsing and verifying go on meanwhile.
@@ -286,7 +290,10 @@ pub fn import_bundle<R: BufRead>(
                 let mut raw: Vec<(u64, Vec<u8>, bool)> = Vec::with_capacity(BATCH);
                 let mut ended = false;
                 while raw.len() < BATCH {
-                    match reader.next_line()? {
+                    match reader.next_line().unwrap_or_else(|e| {
+                        unreadable = Some(e.to_string());
+                        Line::End
+                    }) {
                         Line::End => {
                             ended = true;
                             break;
@@ -403,10 +410,13 @@ pub fn import_bundle<R: BufRead>(
     report.promoted = written.promoted;
     report.pending = store.pending_count()?;
     report.feeds_touched = seen.len() as u64;
-    report.status = match trailer {
-        None => Status::Truncated,
-        Some(_) if after_trailer => Status::TrailerInvalid("data after the trailer line".into()),
-        Some((n, v, digest)) => match Trailer::verify(v, &manifest.exporter.public_key) {
+    report.status = match (trailer, unreadable) {
+        (_, Some(e)) => Status::Unreadable(format!("after {} bytes: {e}", reader.bytes)),
+        (None, None) => Status::Truncated,
+        (Some(_), None) if after_trailer => {
+            Status::TrailerInvalid("data after the trailer line".into())
+        }
+        (Some((n, v, digest)), None) => match Trailer::verify(v, &manifest.exporter.public_key) {
             Err(e) => Status::TrailerInvalid(format!("line {n}: {e}")),
             Ok(t) if t.sha256.as_bytes() != &digest => Status::TrailerInvalid(format!(
                 "line {n}: the bytes before the trailer do not hash to its sha256"
@@ -510,10 +520,14 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
         bytes: 0,
     };
     let mut batch: Vec<Event> = Vec::new();
+    let mut unreadable: Option<String> = None;
     let mut trailer: Option<(Value, [u8; 32])> = None;
     let mut after = false;
     loop {
-        match reader.next_line()? {
+        match reader.next_line().unwrap_or_else(|e| {
+            unreadable = Some(e.to_string());
+            Line::End
+        }) {
             Line::End => break,
             Line::Text { bytes, .. } if trailer.is_some() => {
                 after |= !bytes.iter().all(u8::is_ascii_whitespace);
@@ -543,6 +557,10 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
     }
     out.invalid_events += count_invalid(batch);
     out.bytes = reader.bytes;
+    if let Some(e) = unreadable {
+        out.status = Status::Unreadable(format!("after {} bytes: {e}", reader.bytes));
+        return Ok(out);
+    }
     out.status = match (trailer, &out.manifest) {
         (None, _) => Status::Truncated,
         (Some(_), _) if after => Status::TrailerInvalid("data after the trailer line".into()),

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod codec;
 pub mod export;
 pub mod import;
 mod lines;
