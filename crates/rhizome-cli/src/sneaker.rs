@@ -200,6 +200,10 @@ pub fn import(home_dir: &Path, file: &Path, json: bool) -> Result<()> {
     let (reader, _) = open_bundle(file)?;
     let manifest = rhizome_sync::read_manifest(reader).map_err(|e| rejected(file, e))?;
     let exporter = &manifest.exporter;
+    if exporter.public_key == store.identity()?.public_key {
+        // Our own bundle coming back: nothing to trust, every event a duplicate.
+        return import_now(&mut store, file, json);
+    }
     match store.peer(&exporter.instance_id)?.map(|p| p.trust) {
         Some(Trust::Trusted) | Some(Trust::Blocked) => import_now(&mut store, file, json),
         _ if trust_on_first_use() => {

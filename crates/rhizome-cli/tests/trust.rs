@@ -288,3 +288,27 @@ fn a_blocked_author_is_dropped_hidden_not_relayed_and_purgeable() {
     let out = rz(&b).args(["block-author", "not-a-key"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+#[test]
+fn our_own_bundle_coming_back_is_not_quarantined_nor_a_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    strict(&a)
+        .args(["init", "--name", "school", "--no-passphrase"])
+        .assert()
+        .success();
+    strict(&a).args(["post", "hi"]).assert().success();
+    let bundle = dir.path().join("own.bundle");
+    strict(&a)
+        .args(["export", "--all", "--to"])
+        .arg(&bundle)
+        .assert()
+        .success();
+    let report = strict_json(&a, &["import", bundle.to_str().unwrap()]);
+    assert_eq!(
+        (report["new"].as_u64(), report["duplicate"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(strict_json(&a, &["peers"]).as_array().unwrap().len(), 0);
+    assert_eq!(strict_json(&a, &["pending"]).as_array().unwrap().len(), 0);
+}

@@ -14,7 +14,7 @@ use rhizome_core::canonical::parse_strict;
 use rhizome_core::event::{verify_batch, EventError};
 use rhizome_core::{Event, Hash, PublicKey, VerifiedEvent};
 use rhizome_store::sync_state::{Direction, Trust};
-use rhizome_store::{Outcome, SqliteStore, StoreError};
+use rhizome_store::{Outcome, SqliteStore, Store, StoreError};
 
 use crate::lines::{Line, LineReader};
 
@@ -438,14 +438,18 @@ pub fn import_bundle<R: BufRead>(
             ));
         }
     }
-    store.record_exchange(
-        &manifest.exporter.public_key,
-        &manifest.exporter.name,
-        Direction::Import,
-        &manifest.clock,
-        opts.now,
-        &opts.method,
-    )?;
+    // Our own bundle coming back is not an exchange with a peer.
+    let own = store.identity().ok().map(|i| i.public_key);
+    if own != Some(manifest.exporter.public_key) {
+        store.record_exchange(
+            &manifest.exporter.public_key,
+            &manifest.exporter.name,
+            Direction::Import,
+            &manifest.clock,
+            opts.now,
+            &opts.method,
+        )?;
+    }
     report.bytes = reader.bytes;
     report.seconds = started.elapsed().as_secs_f64();
     report.events_per_second = report.events_read as f64 / report.seconds.max(1e-9);
