@@ -38,7 +38,7 @@ fn summary(ev: &Event) -> String {
     let target = v
         .get("target")
         .and_then(|x| x.as_str())
-        .map(|t| format!("-> {} ", &t[..t.len().min(12)]))
+        .map(|t| format!("-> {} ", t.chars().take(12).collect::<String>()))
         .unwrap_or_default();
     let mut s = format!("{target}{text}");
     if s.chars().count() > 60 {

@@ -449,15 +449,25 @@ pub fn pending(home_dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `rhizome approve`: trust the exporter and apply the held bundle.
+/// `rhizome approve`: apply the held bundle and trust its exporter. The held copy is kept if
+/// the import stored nothing (an error), so no data is lost.
 pub fn approve(home_dir: &Path, id: &str, json: bool) -> Result<()> {
     let mut store = home::open(home_dir)?;
     let held = find_held(&store, id)?;
-    store.add_peer(&held.public_key, &held.name, Trust::Trusted)?;
     let path = std::path::PathBuf::from(&held.file);
     let result = import_now(&mut store, &path, json);
-    store.release(id)?;
-    let _ = std::fs::remove_file(&path);
+    let kept_events = match &result {
+        Ok(()) => true,
+        Err(e) => e.chain().any(|c| {
+            c.downcast_ref::<crate::exit::Fail>()
+                .is_some_and(|f| f.code == TRUNCATED || f.code == PARTIAL)
+        }),
+    };
+    if kept_events {
+        store.add_peer(&held.public_key, &held.name, Trust::Trusted)?;
+        store.release(id)?;
+        let _ = std::fs::remove_file(&path);
+    }
     result
 }
 

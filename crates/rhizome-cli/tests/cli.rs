@@ -1276,3 +1276,26 @@ fn commands_into_a_closed_pipe_do_not_panic() {
     // The posts were written: a caller seeing a failure would post them again.
     assert_eq!(log_events(home).len(), 2);
 }
+
+/// `log` summarises a payload's `target`; a non-hex, non-ASCII one (unknown types are not
+/// schema-checked) must not be cut inside a character.
+#[test]
+fn log_summarises_non_ascii_targets_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    init_plain(home);
+    rz(home)
+        .args([
+            "append",
+            "--type",
+            "RECIPE",
+            "--payload",
+            r#"{"target":"ééééééééééééé","text":"soup"}"#,
+        ])
+        .assert()
+        .success();
+    let out = rz(home).arg("log").output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("-> éééééééééééé soup"), "{stdout}");
+}

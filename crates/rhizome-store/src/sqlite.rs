@@ -185,7 +185,13 @@ impl SqliteStore {
     /// (a stick mounted read-only): WAL needs to create files, so the file is opened as
     /// immutable. Only safe while no other process writes to it.
     pub fn open_read_only(path: &Path) -> Result<Self> {
-        let uri = format!("file:{}?immutable=1", path.display());
+        let escaped = path
+            .display()
+            .to_string()
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        let uri = format!("file:{escaped}?immutable=1");
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
         let store = Self {
             conn: Connection::open_with_flags(uri, flags).map_err(|e| classify(path, e))?,
@@ -594,6 +600,9 @@ impl Store for SqliteStore {
     }
 
     fn find_by_prefix(&self, hex_prefix: &str, limit: usize) -> Result<Vec<Hash>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let p = hex_prefix.as_bytes();
         if p.is_empty()
             || p.len() > 64
@@ -872,16 +881,7 @@ impl SqliteStore {
                 differences,
             })
         })();
-        for t in [
-            "v_timeline",
-            "v_replies",
-            "v_likes",
-            "v_stars",
-            "v_circles",
-            "v_circle_members",
-            "v_tags",
-            "v_skipped",
-        ] {
+        for t in views::table_names() {
             self.conn
                 .execute(&format!("DROP TABLE IF EXISTS temp.{t}"), [])?;
         }

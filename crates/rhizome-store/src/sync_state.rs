@@ -644,7 +644,7 @@ fn promote_pending(
             .unwrap_or(0);
         let lines: Vec<(i64, Vec<u8>, Vec<u8>)> = tx
             .prepare_cached(
-                "SELECT seq, hash, line FROM pending WHERE author = ?1 AND seq <= ?2 ORDER BY seq",
+                "SELECT seq, hash, line FROM pending WHERE author = ?1 AND seq <= ?2 ORDER BY seq, hash",
             )?
             .query_map(params![&author.as_bytes()[..], head + 1], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))

@@ -72,6 +72,11 @@ const TABLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Names of the view tables.
+pub(crate) fn table_names() -> impl Iterator<Item = &'static str> {
+    TABLES.iter().map(|(name, _, _)| *name)
+}
+
 /// DDL creating every view table in `schema` ("main" or "temp").
 pub(crate) fn ddl(schema: &str) -> String {
     TABLES

@@ -167,35 +167,60 @@ struct DupCache {
 }
 
 impl DupCache {
+    /// True when the store holds, at `author`/`seq`, the event whose header hashes to
+    /// `computed`, and the line claims that same hash.
     fn is_duplicate(
         &mut self,
         store: &SqliteStore,
         manifest: &Manifest,
-        ev: &Event,
-        computed: &Hash,
+        (author, seq, computed, claimed): (PublicKey, u64, Hash, Hash),
     ) -> Result<bool, StoreError> {
-        let a = ev.header.author;
-        if self.author != Some(a) {
+        if self.author != Some(author) {
             let (from, to) = manifest
                 .feeds
                 .iter()
-                .find(|f| f.author == a)
-                .map_or((ev.header.seq.get(), ev.header.seq.get()), |f| {
-                    (f.from, f.to)
-                });
+                .find(|f| f.author == author)
+                .map_or((seq, seq), |f| (f.from, f.to));
             self.hashes = store
-                .stored_hashes(
-                    &a,
-                    from.min(ev.header.seq.get()),
-                    to.max(ev.header.seq.get()),
-                )?
+                .stored_hashes(&author, from.min(seq), to.max(seq))?
                 .into_iter()
                 .collect();
-            self.author = Some(a);
+            self.author = Some(author);
         }
         // A duplicate is confirmed by the hash recomputed from the line, never by its claim.
-        Ok(self.hashes.get(&ev.header.seq.get()) == Some(computed) && ev.hash == *computed)
+        Ok(self.hashes.get(&seq) == Some(&computed) && claimed == computed)
     }
+}
+
+/// The header fields of an event line, borrowed, the payload skipped: enough to recognise a
+/// duplicate without building the whole JSON value (most of a re-import's cost).
+#[derive(serde::Deserialize)]
+struct QuickHeader<'a> {
+    author: &'a str,
+    seq: u64,
+    prev: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    timestamp: u64,
+    payload_hash: &'a str,
+    payload_size: u64,
+    hash: &'a str,
+}
+
+/// (author, seq, recomputed header hash, claimed hash) of a well-formed line, or `None` when
+/// the quick reading does not apply (the full strict parse then decides).
+fn quick_header(bytes: &[u8]) -> Option<(PublicKey, u64, Hash, Hash)> {
+    let q: QuickHeader<'_> = serde_json::from_slice(bytes).ok()?;
+    let header = rhizome_core::Header {
+        author: PublicKey::from_bytes_unchecked(rhizome_core::ids::decode_hex(q.author).ok()?),
+        seq: rhizome_core::Seq::new(q.seq).ok()?,
+        prev: q.prev.map(str::parse).transpose().ok()?,
+        kind: rhizome_core::event::EventType::new(q.kind).ok()?,
+        timestamp: rhizome_core::Timestamp::new(q.timestamp).ok()?,
+        payload_hash: q.payload_hash.parse().ok()?,
+        payload_size: q.payload_size,
+    };
+    Some((header.author, q.seq, header.hash(), q.hash.parse().ok()?))
 }
 
 /// Reads and verifies only the manifest line of a bundle.
@@ -325,6 +350,26 @@ pub fn import_bundle<R: BufRead>(
                     }
                 }
                 // Parse and check commitments on all cores.
+                // Recognise duplicates from their headers alone, on all cores.
+                let quick: Vec<_> = raw
+                    .into_par_iter()
+                    .map(|(n, bytes, terminated)| {
+                        let q = quick_header(&bytes);
+                        (n, bytes, terminated, q)
+                    })
+                    .collect();
+                let mut raw = Vec::with_capacity(quick.len());
+                for (n, bytes, terminated, q) in quick {
+                    if let Some(key) = q.filter(|(a, ..)| !blocked_authors.contains(a)) {
+                        if dups.is_duplicate(&reader_store, &manifest, key)? {
+                            report.events_read += 1;
+                            report.duplicate += 1;
+                            seen.entry(key.0).or_default().count += 1;
+                            continue;
+                        }
+                    }
+                    raw.push((n, bytes, terminated));
+                }
                 let parsed: Vec<Parsed> = raw
                     .into_par_iter()
                     .map(|(n, bytes, terminated)| match parse_line(n, &bytes) {
@@ -361,7 +406,8 @@ pub fn import_bundle<R: BufRead>(
                         Parsed::Event(n, ev, computed) => {
                             report.events_read += 1;
                             seen.entry(ev.header.author).or_default().count += 1;
-                            if dups.is_duplicate(&reader_store, &manifest, &ev, &computed)? {
+                            let key = (ev.header.author, ev.header.seq.get(), computed, ev.hash);
+                            if dups.is_duplicate(&reader_store, &manifest, key)? {
                                 report.duplicate += 1;
                             } else {
                                 to_verify.push((n, *ev));
@@ -428,7 +474,11 @@ pub fn import_bundle<R: BufRead>(
             Ok(_) => Status::Complete,
         },
     };
-    for f in &manifest.feeds {
+    for f in manifest
+        .feeds
+        .iter()
+        .filter(|f| !blocked_authors.contains(&f.author))
+    {
         let got = seen.get(&f.author).map_or(0, |s| s.count);
         let want = f.to - f.from + 1;
         if got != want {
@@ -541,8 +591,10 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
                 out.event_lines += 1;
                 out.malformed_lines += 1;
             }
-            Line::Text { bytes, .. } => match parse_line(0, &bytes) {
+            Line::Text { bytes, terminated } => match parse_line(0, &bytes) {
                 Parsed::Trailer(_, v) => trailer = Some((v, reader.digest_before_last_line())),
+                // A cut last line is the truncation itself (8.8 rule 9), as on import.
+                Parsed::Refused(..) if !terminated => {}
                 Parsed::Event(_, ev, _) => {
                     out.event_lines += 1;
                     if verify_events {
