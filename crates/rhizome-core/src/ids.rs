@@ -58,14 +58,15 @@ pub fn decode_hex<const N: usize>(s: &str) -> Result<[u8; N], IdError> {
             found: s.len(),
         });
     }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Err(IdError::NotHex);
-    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        _ => Err(IdError::NotHex),
+    };
     let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out).map_err(|_| IdError::NotHex)?;
+    for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
     Ok(out)
 }
 
