@@ -377,6 +377,21 @@ EXAMPLES:
     #[command(after_help = "EXAMPLES:\n  rhizome forks --json")]
     Forks,
 
+    /// Two instances exchange posts on a stick, narrated with the commands a person would type
+    #[command(
+        after_help = "Creates DIR/school, DIR/ship and DIR/stick (default: a new folder in the temp dir),
+and leaves them for you to explore.
+
+EXAMPLES:
+  rhizome demo
+  rhizome demo --dir /tmp/rhizome-demo"
+    )]
+    Demo {
+        /// Where to create the two homes and the stick folder
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+
     /// Measure throughput on this machine (figures for BENCHMARKS.md); touches no home
     #[command(subcommand)]
     Bench(BenchCmd),

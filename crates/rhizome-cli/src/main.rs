@@ -12,6 +12,7 @@ macro_rules! say {
 
 mod bench;
 mod cli;
+mod demo;
 mod exit;
 mod home;
 mod identity;
@@ -39,6 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match &cli.command {
         Command::Bench(b) => return bench::run(b, json),
+        Command::Demo { dir } => return demo::run(dir.as_deref()),
         Command::Bundle(BundleCmd::Inspect { file }) => return sneaker::inspect(file, json),
         _ => {}
     }

@@ -1,0 +1,220 @@
+//! `rhizome demo`: two instances that never meet on a network exchange posts on a "stick",
+//! narrated step by step with the commands a person would type. Runs the real binary for
+//! every step, so what it shows is what the commands do.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Demo {
+    exe: PathBuf,
+    dir: PathBuf,
+}
+
+impl Demo {
+    /// Runs `rhizome --home DIR/<home> args...`, printing the command and its output.
+    fn run(&self, home: &str, args: &[&str]) -> Result<String> {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.contains(' ') || a.contains('!') {
+                    format!("\"{a}\"")
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        say!("  $ rhizome --home {home} {}", shown.join(" "));
+        let out = self.raw(home, args)?;
+        for line in out.lines() {
+            say!("    {line}");
+        }
+        Ok(out)
+    }
+
+    /// Runs quietly and parses `--json` output.
+    fn json(&self, home: &str, args: &[&str]) -> Result<Value> {
+        let mut all = args.to_vec();
+        all.push("--json");
+        Ok(serde_json::from_str(&self.raw(home, &all)?)?)
+    }
+
+    fn raw(&self, home: &str, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.exe)
+            .current_dir(&self.dir)
+            .env_remove("RHIZOME_PASSPHRASE")
+            .env_remove("RHIZOME_HOME")
+            .env_remove("RHIZOME_TRUST_ON_FIRST_USE")
+            .arg("--home")
+            .arg(self.dir.join(home))
+            .args(args)
+            .output()
+            .with_context(|| format!("running {}", self.exe.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        anyhow::ensure!(
+            out.status.success(),
+            "demo step `rhizome {}` failed:\n{text}",
+            args.join(" ")
+        );
+        Ok(text.trim_end().to_string())
+    }
+
+    fn step(&self, title: &str) -> Result<()> {
+        say!();
+        say!("== {title}");
+        Ok(())
+    }
+}
+
+fn first_hash(v: &Value) -> Result<String> {
+    v.get("hash")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .context("no hash in output")
+}
+
+/// Runs the demo in `dir` (created; must not hold a previous demo).
+pub fn run(dir: Option<&Path>) -> Result<()> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::temp_dir().join(format!("rhizome-demo-{}", std::process::id())),
+    };
+    anyhow::ensure!(
+        !dir.join("school").exists() && !dir.join("ship").exists(),
+        "{} already holds a demo; pass another --dir",
+        dir.display()
+    );
+    std::fs::create_dir_all(dir.join("stick"))?;
+    let d = Demo {
+        exe: std::env::current_exe()?,
+        dir: dir.clone(),
+    };
+    say!(
+        "Rhizome demo in {} (homes `school` and `ship`, a `stick` folder)",
+        dir.display()
+    );
+
+    d.step("1. Two instances: a village school and a ship. Keys stay unencrypted for the demo.")?;
+    d.run(
+        "school",
+        &[
+            "init",
+            "--name",
+            "Village school",
+            "--author",
+            "ana",
+            "--no-passphrase",
+        ],
+    )?;
+    d.run(
+        "ship",
+        &[
+            "init",
+            "--name",
+            "Ship Aurora",
+            "--author",
+            "ben",
+            "--no-passphrase",
+        ],
+    )?;
+
+    d.step("2. The school writes: a post, a comment by a second author, a star.")?;
+    let post = first_hash(&d.json(
+        "school",
+        &["post", "The well is fixed! Water for everyone from Monday."],
+    )?)?;
+    d.run("school", &["author", "add", "caro"])?;
+    d.run(
+        "school",
+        &["--as", "caro", "comment", &post[..12], "Thank you, Ana!"],
+    )?;
+    d.run("school", &["star", &post[..12]])?;
+    d.run(
+        "ship",
+        &["post", "Leaving port tomorrow, back in three weeks."],
+    )?;
+
+    d.step("3. Export everything to the stick, compressed; look at it without importing.")?;
+    d.run(
+        "school",
+        &[
+            "export",
+            "--all",
+            "--compress",
+            "--to",
+            "stick/school.bundle.zst",
+        ],
+    )?;
+    d.run("school", &["bundle", "inspect", "stick/school.bundle.zst"])?;
+
+    d.step("4. On the ship: an unknown instance's bundle waits in quarantine until approved.")?;
+    d.run("ship", &["import", "stick/school.bundle.zst"])?;
+    let held = d.json("ship", &["pending"])?;
+    let id = held
+        .get(0)
+        .and_then(|h| h.get("id"))
+        .and_then(Value::as_str)
+        .context("nothing held")?
+        .to_string();
+    d.run("ship", &["approve", &id])?;
+    let ana = d.json("school", &["whoami"])?["authors"][0]["public_key"]
+        .as_str()
+        .context("no author")?
+        .to_string();
+    d.run("ship", &["follow", &ana])?;
+    d.run("ship", &["feed"])?;
+
+    d.step("5. The ship replies and sends back only what the school lacks.")?;
+    d.run(
+        "ship",
+        &["comment", &post[..12], "Good news reaches us at sea."],
+    )?;
+    let school_id = d.json("school", &["whoami"])?["instance_id"]
+        .as_str()
+        .context("no id")?
+        .to_string();
+    d.run(
+        "ship",
+        &["export", "--for", &school_id, "--to", "stick/ship.bundle"],
+    )?;
+
+    d.step("6. Back at the school: approve the ship, read the thread with its reply.")?;
+    d.run("school", &["import", "stick/ship.bundle"])?;
+    let held = d.json("school", &["pending"])?;
+    let id = held
+        .get(0)
+        .and_then(|h| h.get("id"))
+        .and_then(Value::as_str)
+        .context("nothing held")?
+        .to_string();
+    d.run("school", &["approve", &id])?;
+    d.run("school", &["thread", &post[..12]])?;
+    d.run("school", &["peers"])?;
+
+    d.step("7. The next stick for the ship carries only the delta (acknowledged by its bundle).")?;
+    d.run("school", &["post", "Football match on Saturday."])?;
+    let ship_id = d.json("ship", &["whoami"])?["instance_id"]
+        .as_str()
+        .context("no id")?
+        .to_string();
+    d.run(
+        "school",
+        &[
+            "export",
+            "--for",
+            &ship_id,
+            "--to",
+            "stick/next.bundle",
+            "--dry-run",
+        ],
+    )?;
+
+    say!();
+    say!(
+        "Done. Explore:  rhizome --home {}/school log   (or feed, thread, status, verify)",
+        dir.display()
+    );
+    Ok(())
+}
