@@ -61,6 +61,20 @@ impl Demo {
         Ok(text.trim_end().to_string())
     }
 
+    /// Approves the one bundle `home` holds in quarantine, as a person would after
+    /// `rhizome pending`.
+    fn approve_held(&self, home: &str) -> Result<()> {
+        let held = self.json(home, &["pending"])?;
+        let id = held
+            .get(0)
+            .and_then(|h| h.get("id"))
+            .and_then(Value::as_str)
+            .context("nothing held in quarantine")?
+            .to_string();
+        self.run(home, &["approve", &id])?;
+        Ok(())
+    }
+
     fn step(&self, title: &str) -> Result<()> {
         say!();
         say!("== {title}");
@@ -151,14 +165,7 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
 
     d.step("4. On the ship: an unknown instance's bundle waits in quarantine until approved.")?;
     d.run("ship", &["import", "stick/school.bundle.zst"])?;
-    let held = d.json("ship", &["pending"])?;
-    let id = held
-        .get(0)
-        .and_then(|h| h.get("id"))
-        .and_then(Value::as_str)
-        .context("nothing held")?
-        .to_string();
-    d.run("ship", &["approve", &id])?;
+    d.approve_held("ship")?;
     let ana = d.json("school", &["whoami"])?["authors"][0]["public_key"]
         .as_str()
         .context("no author")?
@@ -182,14 +189,7 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
 
     d.step("6. Back at the school: approve the ship, read the thread with its reply.")?;
     d.run("school", &["import", "stick/ship.bundle"])?;
-    let held = d.json("school", &["pending"])?;
-    let id = held
-        .get(0)
-        .and_then(|h| h.get("id"))
-        .and_then(Value::as_str)
-        .context("nothing held")?
-        .to_string();
-    d.run("school", &["approve", &id])?;
+    d.approve_held("school")?;
     d.run("school", &["thread", &post[..12]])?;
     d.run("school", &["peers"])?;
 

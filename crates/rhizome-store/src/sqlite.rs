@@ -276,14 +276,16 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn feed_state(
+    /// The state of `author`'s feed, read (or created) once per transaction.
+    fn feed_state<'c>(
         tx: &rusqlite::Transaction<'_>,
-        cache: &mut HashMap<PublicKey, FeedState>,
+        cache: &'c mut HashMap<PublicKey, FeedState>,
         author: &PublicKey,
-    ) -> Result<()> {
-        if cache.contains_key(author) {
-            return Ok(());
-        }
+    ) -> Result<&'c mut FeedState> {
+        let slot = match cache.entry(*author) {
+            std::collections::hash_map::Entry::Occupied(e) => return Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => v,
+        };
         let row = tx
             .prepare_cached("SELECT feed_id, head_seq, head_hash FROM feeds WHERE author = ?1")?
             .query_row([&author.as_bytes()[..]], |r| {
@@ -319,8 +321,7 @@ impl SqliteStore {
                 "too many feeds for this store (2^31)".into(),
             ));
         }
-        cache.insert(*author, state);
-        Ok(())
+        Ok(slot.insert(state))
     }
 
     fn stored_hash_at(tx: &rusqlite::Transaction<'_>, rowid: i64) -> Result<Hash> {
@@ -755,10 +756,7 @@ pub(crate) fn append_in(
                     h.author
                 )));
             }
-            SqliteStore::feed_state(tx, &mut feeds, &h.author)?;
-            let Some(feed) = feeds.get_mut(&h.author) else {
-                continue;
-            };
+            let feed = SqliteStore::feed_state(tx, &mut feeds, &h.author)?;
             let rowid = (feed.feed_id << 32) | seq as i64;
             let outcome = if seq <= feed.head_seq {
                 let existing = SqliteStore::stored_hash_at(tx, rowid)?;

@@ -119,18 +119,15 @@ pub struct ImportOptions {
     pub method: String,
 }
 
-/// A parsed line, before signatures are checked.
+/// A parsed event line, before signatures are checked. Readers decide which line is the
+/// trailer (`Trailer::detect`) before parsing event lines.
 enum Parsed {
     /// Line number, the event, and its header hash recomputed from the line.
     Event(u64, Box<Event>, Hash),
     Refused(u64, String),
-    Trailer(u64, Value),
 }
 
-fn parse_line(n: u64, bytes: &[u8]) -> Parsed {
-    if let Some(v) = Trailer::detect(bytes) {
-        return Parsed::Trailer(n, v);
-    }
+fn parse_event_line(n: u64, bytes: &[u8]) -> Parsed {
     match parse_strict(bytes) {
         Err(e) => Parsed::Refused(n, EventError::Json(e).to_string()),
         Ok(Value::Object(m)) => match Event::from_map(m) {
@@ -372,7 +369,7 @@ pub fn import_bundle<R: BufRead>(
                 }
                 let parsed: Vec<Parsed> = raw
                     .into_par_iter()
-                    .map(|(n, bytes, terminated)| match parse_line(n, &bytes) {
+                    .map(|(n, bytes, terminated)| match parse_event_line(n, &bytes) {
                         // A cut last line is the truncation itself, not a bad event.
                         Parsed::Refused(..) if !terminated => Parsed::Refused(n, String::new()),
                         p => p,
@@ -385,9 +382,6 @@ pub fn import_bundle<R: BufRead>(
                         Parsed::Refused(n, reason) => {
                             report.events_read += 1;
                             refuse(&mut report, n, reason);
-                        }
-                        Parsed::Trailer(n, _) => {
-                            refuse(&mut report, n, "unexpected trailer".into())
                         }
                         Parsed::Event(n, ev, _)
                             if ev.header.seq.get() > rhizome_store::SEQ_LIMIT =>
@@ -591,24 +585,29 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
                 out.event_lines += 1;
                 out.malformed_lines += 1;
             }
-            Line::Text { bytes, terminated } => match parse_line(0, &bytes) {
-                Parsed::Trailer(_, v) => trailer = Some((v, reader.digest_before_last_line())),
-                // A cut last line is the truncation itself (8.8 rule 9), as on import.
-                Parsed::Refused(..) if !terminated => {}
-                Parsed::Event(_, ev, _) => {
-                    out.event_lines += 1;
-                    if verify_events {
-                        batch.push(*ev);
-                        if batch.len() == BATCH {
-                            out.invalid_events += count_invalid(std::mem::take(&mut batch));
+            Line::Text { bytes, terminated } => {
+                if let Some(v) = Trailer::detect(&bytes) {
+                    trailer = Some((v, reader.digest_before_last_line()));
+                    continue;
+                }
+                match parse_event_line(0, &bytes) {
+                    // A cut last line is the truncation itself (8.8 rule 9), as on import.
+                    Parsed::Refused(..) if !terminated => {}
+                    Parsed::Event(_, ev, _) => {
+                        out.event_lines += 1;
+                        if verify_events {
+                            batch.push(*ev);
+                            if batch.len() == BATCH {
+                                out.invalid_events += count_invalid(std::mem::take(&mut batch));
+                            }
                         }
                     }
+                    Parsed::Refused(..) => {
+                        out.event_lines += 1;
+                        out.malformed_lines += 1;
+                    }
                 }
-                Parsed::Refused(..) => {
-                    out.event_lines += 1;
-                    out.malformed_lines += 1;
-                }
-            },
+            }
         }
     }
     out.invalid_events += count_invalid(batch);
