@@ -308,6 +308,7 @@ fn bundle(events: u64, feeds: u64, dir: &std::path::Path, json: bool) -> Result<
         instance_id: InstanceId::of(&instance.public_key()),
         public_key: instance.public_key(),
         name: "bench source".into(),
+        age_recipient: None,
     };
 
     let write =

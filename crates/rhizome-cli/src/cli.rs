@@ -69,6 +69,7 @@ pub enum Command {
     #[command(after_help = "EXAMPLES:
   rhizome post \"The well is fixed\"
   rhizome post --lang en --reply-to 3f2a9c1e \"Thanks!\"
+  rhizome post --circle family \"Only for the family\"
   rhizome --as bo post \"Written by Bo\"")]
     Post(PostArgs),
 
@@ -80,6 +81,8 @@ pub enum Command {
         target: String,
         /// Comment text
         text: String,
+        #[command(flatten)]
+        limit: Limit,
     },
 
     /// Like an event
@@ -87,6 +90,8 @@ pub enum Command {
     Like {
         /// Hash or unique prefix of the event
         target: String,
+        #[command(flatten)]
+        limit: Limit,
     },
 
     /// Reshare an event, optionally with a comment
@@ -98,6 +103,8 @@ pub enum Command {
         target: String,
         /// Optional comment
         text: Option<String>,
+        #[command(flatten)]
+        limit: Limit,
     },
 
     /// Star an event (for yourself: `rhizome starred` lists them)
@@ -105,6 +112,8 @@ pub enum Command {
     Star {
         /// Hash or unique prefix of the event
         target: String,
+        #[command(flatten)]
+        limit: Limit,
     },
 
     /// Remove a star (a STAR event with starred: false; the latest wins)
@@ -112,6 +121,8 @@ pub enum Command {
     Unstar {
         /// Hash or unique prefix of the event
         target: String,
+        #[command(flatten)]
+        limit: Limit,
     },
 
     /// Tag an event
@@ -121,6 +132,8 @@ pub enum Command {
         target: String,
         /// Tag: 1-64 characters, no spaces, commas, or leading '#'
         tag: String,
+        #[command(flatten)]
+        limit: Limit,
     },
 
     /// Create, rename, or change the members of one of your circles
@@ -257,9 +270,16 @@ EXAMPLES:
 bundle said it holds (`acked`), so a lost stick loses nothing; --since-sent cuts against
 what was already sent instead (smaller, but relies on the last stick arriving).
 
+Privacy: a payload written with --circle travels only in bundles for an instance that hosts
+its author or a member of the circle (instances prove whom they host in their manifests);
+every other bundle, and every --all bundle, carries its signed header alone. With
+--encrypt-to, only the instances named can read the file (age, X25519); the keys come from
+their manifests, so import one bundle from an instance before encrypting to it.
+
 EXAMPLES:
   rhizome export --to /media/stick/school.bundle --all
   rhizome export --to /media/stick/for-ship.bundle --for 56475aa75463474c0285df5dbf2bcab7
+  rhizome export --to s.bundle --for 56475aa7...cab7 --encrypt-to 56475aa7...cab7 --compress
   rhizome export --to x.bundle --all --dry-run        # size and counts only"
     )]
     Export {
@@ -285,6 +305,10 @@ EXAMPLES:
         /// Compress with zstd (import detects it; the estimate is of the uncompressed bundle)
         #[arg(long)]
         compress: bool,
+        /// Encrypt (age) to this instance, so only it can read the bundle; repeatable. Its key
+        /// comes from its own bundles' manifests; your own instance id is accepted too
+        #[arg(long, value_name = "INSTANCE_ID")]
+        encrypt_to: Vec<String>,
     },
 
     /// Read a bundle: verify every event, store what is new
@@ -510,6 +534,17 @@ pub struct PostArgs {
     /// Hash or prefix of the event this post quotes
     #[arg(long, value_name = "HASH")]
     pub quote: Option<String>,
+    #[command(flatten)]
+    pub limit: Limit,
+}
+
+/// Who may read what a writing command writes.
+#[derive(Args, Debug, Default)]
+pub struct Limit {
+    /// Only members of this circle of yours may read it: other instances get the signed
+    /// header without the payload, unless they host you or a member (see `rhizome circles`)
+    #[arg(long, value_name = "NAME")]
+    pub circle: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

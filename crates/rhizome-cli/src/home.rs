@@ -182,3 +182,18 @@ impl Keeper {
 pub fn unlock_author(author: &LocalAuthor) -> Result<SecretKey> {
     Keeper::unlock(&author.secret)?.open(&author.secret, &author.public_key)
 }
+
+/// Makes sure this instance holds `author`'s signed declaration that it hosts them (PROTOCOL
+/// 9.2), published in its manifests; signed while the author's key is open anyway.
+pub fn declare_host(store: &mut SqliteStore, author: &SecretKey) -> Result<()> {
+    let here = rhizome_core::InstanceId::of(&rhizome_store::Store::identity(store)?.public_key);
+    let held = store
+        .local_hosts()?
+        .iter()
+        .any(|d| d.author == author.public_key() && d.instance_id == here);
+    if !held {
+        let d = rhizome_core::privacy::HostDeclaration::sign(author, here, crate::now_ms());
+        store.add_local_host(&d)?;
+    }
+    Ok(())
+}

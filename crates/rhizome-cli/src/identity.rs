@@ -76,6 +76,7 @@ pub fn init(
         .map_err(|e| fail(HOME, format!("cannot create home {}: {e}", home.display())))?;
     let mut store = SqliteStore::open(&db)?;
     store.init(&identity, &first)?;
+    home::declare_host(&mut store, &author_key)?;
     let id = InstanceId::of(&identity.public_key);
     if json {
         say!(
@@ -117,6 +118,7 @@ pub fn author_add(home: &Path, name: &str, json: bool) -> Result<()> {
         is_default: false,
     };
     store.add_author(&author)?;
+    home::declare_host(&mut store, &key)?;
     if json {
         say!("{}", json!({"name": name, "public_key": author.public_key}));
     } else {

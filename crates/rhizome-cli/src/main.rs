@@ -41,7 +41,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Bench(b) => return bench::run(b, json),
         Command::Demo { dir } => return demo::run(dir.as_deref()),
-        Command::Bundle(BundleCmd::Inspect { file }) => return sneaker::inspect(file, json),
+        Command::Bundle(BundleCmd::Inspect { file }) => {
+            // A home is needed only to decrypt; a plain bundle is inspected without one.
+            let home = home::resolve(cli.home.as_deref()).ok();
+            return sneaker::inspect(home.as_deref(), file, json);
+        }
         _ => {}
     }
     let home = home::resolve(cli.home.as_deref())?;
@@ -75,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             since_sent,
             dry_run,
             compress,
+            encrypt_to,
             ..
         } => sneaker::export(
             &home,
@@ -84,11 +89,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 since_sent: *since_sent,
                 dry_run: *dry_run,
                 compress: *compress,
+                encrypt_to,
             },
             json,
         ),
         Command::Import { file } => sneaker::import(&home, file, json),
-        Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(file, json),
+        Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(Some(&home), file, json),
         Command::Peers => sneaker::peers(&home, json),
         Command::Forks => sneaker::forks(&home, json),
         Command::Pending => sneaker::pending(&home, json),

@@ -8,7 +8,7 @@ use rhizome_store::Store;
 use rhizome_sync::{ImportOptions, Status};
 use serde_json::json;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Write};
 use std::path::Path;
 
 use crate::exit::{fail, INVALID_INPUT, PARTIAL, REJECTED, TRUNCATED};
@@ -38,6 +38,8 @@ pub struct ExportArgs<'a> {
     pub dry_run: bool,
     /// zstd.
     pub compress: bool,
+    /// Instance ids to encrypt to.
+    pub encrypt_to: &'a [String],
 }
 
 /// `rhizome export`.
@@ -47,9 +49,27 @@ pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> R
         since_sent,
         dry_run,
         compress,
+        encrypt_to,
     } = args;
     let mut store = home::open(home_dir)?;
     let identity = store.identity()?;
+    let own_id = InstanceId::of(&identity.public_key);
+    // Each recipient's age key, from its manifests; checked before anything is unlocked.
+    let mut recipients = Vec::new();
+    for text in encrypt_to {
+        let id = parse_instance(text)?;
+        if id == own_id {
+            recipients.push(None);
+            continue;
+        }
+        let peer = store.peer(&id)?.ok_or_else(|| {
+            fail(INVALID_INPUT, format!("--encrypt-to {id}: unknown instance; import a bundle from it first, so its key is known"))
+        })?;
+        let key = peer.age_recipient.ok_or_else(|| {
+            fail(INVALID_INPUT, format!("--encrypt-to {id}: {:?} has not published an encryption key yet (its bundles were made by an older rhizome)", peer.name))
+        })?;
+        recipients.push(Some(key));
+    }
     let (base, recipient) = match for_peer {
         None => (Clock::new(), None),
         Some(text) => {
@@ -67,10 +87,23 @@ pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> R
             )
         }
     };
+    // The key signs the manifest and derives the age recipient it publishes; a dry run only
+    // estimates, with a throwaway key of the same sizes.
+    let key = if dry_run {
+        rhizome_core::SecretKey::from_seed(&[0; 32])
+    } else {
+        Keeper::unlock(&identity.secret)?.open(&identity.secret, &identity.public_key)?
+    };
+    let own_recipient = rhizome_sync::codec::instance_recipient(&key);
+    let recipients: Vec<String> = recipients
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| own_recipient.clone()))
+        .collect();
     let exporter = Exporter {
-        instance_id: InstanceId::of(&identity.public_key),
+        instance_id: own_id,
         public_key: identity.public_key,
         name: identity.name.clone(),
+        age_recipient: Some(own_recipient),
     };
     let plan = rhizome_sync::plan_export(
         &store,
@@ -80,45 +113,56 @@ pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> R
         now_ms(),
     )?;
     let counts = plan.manifest.counts;
-    // The size of the signed lines does not depend on the key, so a throwaway key estimates it.
-    let estimate = plan.file_bytes(&rhizome_core::SecretKey::from_seed(&[0; 32]));
+    let withheld = plan.withheld_count();
+    // The size of the signed lines does not depend on the key.
+    let estimate = plan.file_bytes(&key);
     if !json {
+        let wrapped = match (compress, recipients.is_empty()) {
+            (false, true) => "",
+            _ => " before compression and encryption",
+        };
         eprintln!(
-            "{} {} events in {} feeds, {} ({estimate} bytes) to {}",
+            "{} {} events in {} feeds, {} ({estimate} bytes{wrapped}) to {}",
             if dry_run { "Would export" } else { "Exporting" },
             counts.events,
             counts.feeds,
             mib(estimate),
             to.display()
         );
+        if withheld > 0 {
+            eprintln!("  {withheld} circle-only payload(s) withheld: the recipient hosts no one they are meant for");
+        }
     }
     if dry_run {
         if json {
             say!(
                 "{}",
-                json!({"dry_run": true, "events": counts.events, "feeds": counts.feeds, "bytes": estimate, "to": to})
+                json!({"dry_run": true, "events": counts.events, "feeds": counts.feeds, "bytes": estimate,
+                       "withheld_payloads": withheld, "to": to})
             );
         }
         return Ok(());
     }
-    let key = Keeper::unlock(&identity.secret)?.open(&identity.secret, &identity.public_key)?;
     let bar = crate::progress::bar(counts.events, "exporting");
-    let trailer = rhizome_sync::write_file_atomically(to, |w| -> Result<_> {
+    let trailer = rhizome_sync::write_file_atomically(to, |file| -> Result<_> {
         let mut progress = |n| bar.set_position(n);
-        if compress {
-            let mut z = rhizome_sync::codec::encoder(w)?;
+        // Layers from the outside in: encryption, then compression, then the bundle.
+        let mut compressed = |out: &mut dyn Write| -> Result<_> {
+            if !compress {
+                return Ok(rhizome_sync::write_bundle(&store, &plan, &key, out, &mut progress)?);
+            }
+            let mut z = rhizome_sync::codec::encoder(out)?;
             let t = rhizome_sync::write_bundle(&store, &plan, &key, &mut z, &mut progress)?;
             z.finish()?;
             Ok(t)
-        } else {
-            Ok(rhizome_sync::write_bundle(
-                &store,
-                &plan,
-                &key,
-                w,
-                &mut progress,
-            )?)
+        };
+        if recipients.is_empty() {
+            return compressed(file);
         }
+        let mut sealed = rhizome_sync::codec::encrypt(file, &recipients)?;
+        let trailer = compressed(&mut sealed)?;
+        sealed.finish()?;
+        Ok(trailer)
     })
     .with_context(|| format!("writing {}", to.display()))?;
     bar.finish_and_clear();
@@ -137,11 +181,18 @@ pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> R
         say!(
             "{}",
             json!({"to": to, "events": trailer.events, "feeds": counts.feeds, "bytes": size,
-                   "sha256": trailer.sha256, "recipient": recipient.map(|p| p.instance_id)})
+                   "sha256": trailer.sha256, "recipient": recipient.map(|p| p.instance_id),
+                   "withheld_payloads": withheld, "compressed": compress,
+                   "encrypted_to": encrypt_to})
         );
     } else {
+        let sealed = if encrypt_to.is_empty() {
+            String::new()
+        } else {
+            format!(", encrypted to {}", encrypt_to.join(", "))
+        };
         say!(
-            "wrote {} events in {} feeds ({}) to {}",
+            "wrote {} events in {} feeds ({}{sealed}) to {}",
             trailer.events,
             counts.feeds,
             mib(size),
@@ -151,16 +202,71 @@ pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> R
     Ok(())
 }
 
-/// Opens a bundle file, decompressing it on the fly if it is zstd (detected by magic bytes).
-fn open_bundle(file: &Path) -> Result<(Box<dyn std::io::BufRead>, u64)> {
-    let (raw, len) = open_raw(file)?;
-    let reader = rhizome_sync::codec::decode(raw, Some(len)).map_err(|e| {
-        fail(
-            REJECTED,
-            format!("{}: not a readable bundle: {e}", file.display()),
-        )
-    })?;
-    Ok((reader, len))
+/// Opens bundle files: decrypts them (age) and decompresses them (zstd) on the fly, each
+/// detected by its magic bytes. An encrypted bundle is opened with this instance's key,
+/// unlocked once when first needed, or with `RHIZOME_BUNDLE_PASSPHRASE` when it is
+/// encrypted to a passphrase.
+struct Opener<'h> {
+    home: Option<&'h Path>,
+    identity: Option<age::x25519::Identity>,
+}
+
+impl<'h> Opener<'h> {
+    fn new(home: Option<&'h Path>) -> Self {
+        Self {
+            home,
+            identity: None,
+        }
+    }
+
+    fn open(&mut self, file: &Path) -> Result<(Box<dyn std::io::BufRead>, u64)> {
+        let (mut raw, len) = open_raw(file)?;
+        let head = std::io::BufRead::fill_buf(&mut raw)?;
+        let encrypted = head.starts_with(rhizome_sync::codec::AGE_MAGIC)
+            || head
+                .trim_ascii_start()
+                .starts_with(rhizome_sync::codec::AGE_ARMOR);
+        if encrypted && self.identity.is_none() {
+            let home = self.home.ok_or_else(|| {
+                fail(
+                    REJECTED,
+                    format!("{} is encrypted; give the --home of the instance it is encrypted to", file.display()),
+                )
+            })?;
+            let store = home::open(home).map_err(|e| {
+                fail(
+                    REJECTED,
+                    format!("{} is encrypted; only the instance it is encrypted to can read it: {e:#}", file.display()),
+                )
+            })?;
+            let id = store.identity()?;
+            let key = Keeper::unlock(&id.secret)?.open(&id.secret, &id.public_key)?;
+            self.identity = Some(rhizome_sync::codec::instance_identity(&key));
+        }
+        let instance = self.identity.clone();
+        let mut keys = |scrypt: bool| -> std::io::Result<Vec<Box<dyn age::Identity>>> {
+            if scrypt {
+                let pass = std::env::var("RHIZOME_BUNDLE_PASSPHRASE").map_err(|_| {
+                    std::io::Error::other(
+                        "encrypted to a passphrase: set RHIZOME_BUNDLE_PASSPHRASE to read it",
+                    )
+                })?;
+                return Ok(vec![rhizome_sync::codec::passphrase_identity(&pass)]);
+            }
+            Ok(instance
+                .clone()
+                .map(|i| Box::new(i) as Box<dyn age::Identity>)
+                .into_iter()
+                .collect())
+        };
+        let (reader, _) = rhizome_sync::codec::decode(raw, Some(len), &mut keys).map_err(|e| {
+            fail(
+                REJECTED,
+                format!("{}: not a readable bundle: {e}", file.display()),
+            )
+        })?;
+        Ok((reader, len))
+    }
 }
 
 fn open_raw(file: &Path) -> Result<(BufReader<File>, u64)> {
@@ -197,25 +303,33 @@ fn rejected(file: &Path, e: rhizome_sync::ImportError) -> anyhow::Error {
 /// are verified and held in quarantine; blocked ones are refused.
 pub fn import(home_dir: &Path, file: &Path, json: bool) -> Result<()> {
     let mut store = home::open(home_dir)?;
-    let (reader, _) = open_bundle(file)?;
+    let mut opener = Opener::new(Some(home_dir));
+    let (reader, _) = opener.open(file)?;
     let manifest = rhizome_sync::read_manifest(reader).map_err(|e| rejected(file, e))?;
     let exporter = &manifest.exporter;
     if exporter.public_key == store.identity()?.public_key {
         // Our own bundle coming back: nothing to trust, every event a duplicate.
-        return import_now(&mut store, file, json);
+        return import_now(&mut store, &mut opener, file, json);
     }
     match store.peer(&exporter.instance_id)?.map(|p| p.trust) {
-        Some(Trust::Trusted) | Some(Trust::Blocked) => import_now(&mut store, file, json),
+        Some(Trust::Trusted) | Some(Trust::Blocked) => {
+            import_now(&mut store, &mut opener, file, json)
+        }
         _ if trust_on_first_use() => {
             store.add_peer(&exporter.public_key, &exporter.name, Trust::Trusted)?;
-            import_now(&mut store, file, json)
+            import_now(&mut store, &mut opener, file, json)
         }
-        _ => quarantine(home_dir, &mut store, file, json),
+        _ => quarantine(home_dir, &mut store, &mut opener, file, json),
     }
 }
 
-fn import_now(store: &mut rhizome_store::SqliteStore, file: &Path, json: bool) -> Result<()> {
-    let (reader, len) = open_bundle(file)?;
+fn import_now(
+    store: &mut rhizome_store::SqliteStore,
+    opener: &mut Opener<'_>,
+    file: &Path,
+    json: bool,
+) -> Result<()> {
+    let (reader, len) = opener.open(file)?;
     let bar = crate::progress::bar(len, "importing");
     let opts = ImportOptions {
         now: now_ms(),
@@ -319,6 +433,7 @@ fn import_now(store: &mut rhizome_store::SqliteStore, file: &Path, json: bool) -
 fn quarantine(
     home_dir: &Path,
     store: &mut rhizome_store::SqliteStore,
+    opener: &mut Opener<'_>,
     file: &Path,
     json: bool,
 ) -> Result<()> {
@@ -345,7 +460,7 @@ fn quarantine(
     let id = hex::encode(&hasher.finalize()[..8]);
     let held_path = dir.join(format!("{id}.bundle"));
     std::fs::rename(&incoming, &held_path)?;
-    let (reader, _) = open_bundle(&held_path)?;
+    let (reader, _) = opener.open(&held_path)?;
     let check = rhizome_sync::check_bundle(reader);
     let (ins, manifest) = match check {
         Ok(ins) => match ins.manifest.clone() {
@@ -455,7 +570,7 @@ pub fn approve(home_dir: &Path, id: &str, json: bool) -> Result<()> {
     let mut store = home::open(home_dir)?;
     let held = find_held(&store, id)?;
     let path = std::path::PathBuf::from(&held.file);
-    let result = import_now(&mut store, &path, json);
+    let result = import_now(&mut store, &mut Opener::new(Some(home_dir)), &path, json);
     let kept_events = match &result {
         Ok(()) => true,
         Err(e) => e.chain().any(|c| {
@@ -492,8 +607,8 @@ pub fn reject(home_dir: &Path, id: &str, json: bool) -> Result<()> {
 }
 
 /// `rhizome bundle inspect`.
-pub fn inspect(file: &Path, json: bool) -> Result<()> {
-    let (reader, _) = open_bundle(file)?;
+pub fn inspect(home_dir: Option<&Path>, file: &Path, json: bool) -> Result<()> {
+    let (reader, _) = Opener::new(home_dir).open(file)?;
     let ins = rhizome_sync::inspect_bundle(reader)
         .map_err(|e| fail(REJECTED, format!("{}: {e}", file.display())))?;
     if json {

@@ -61,6 +61,7 @@ fn build(store: &SqliteStore, cmd: &Command) -> Result<(String, Value)> {
             lang,
             reply_to,
             quote,
+            ..
         }) => {
             let mut p = json!({ "text": text });
             if let Some(l) = lang {
@@ -74,27 +75,27 @@ fn build(store: &SqliteStore, cmd: &Command) -> Result<(String, Value)> {
             }
             ("POST".into(), p)
         }
-        Command::Comment { target: t, text } => (
+        Command::Comment { target: t, text, .. } => (
             "COMMENT".into(),
             json!({"target": target(t)?, "text": text}),
         ),
-        Command::Like { target: t } => ("LIKE".into(), json!({"target": target(t)?})),
-        Command::Reshare { target: t, text } => {
+        Command::Like { target: t, .. } => ("LIKE".into(), json!({"target": target(t)?})),
+        Command::Reshare { target: t, text, .. } => {
             let mut p = json!({"target": target(t)?});
             if let Some(c) = text {
                 p["comment"] = json!(c);
             }
             ("RESHARE".into(), p)
         }
-        Command::Star { target: t } => (
+        Command::Star { target: t, .. } => (
             "STAR".into(),
             json!({"target": target(t)?, "starred": true}),
         ),
-        Command::Unstar { target: t } => (
+        Command::Unstar { target: t, .. } => (
             "STAR".into(),
             json!({"target": target(t)?, "starred": false}),
         ),
-        Command::Tag { target: t, tag } => {
+        Command::Tag { target: t, tag, .. } => {
             ("TAG_ADD".into(), json!({"target": target(t)?, "tag": tag}))
         }
         Command::Circle(c) => {
@@ -132,6 +133,40 @@ fn build(store: &SqliteStore, cmd: &Command) -> Result<(String, Value)> {
     })
 }
 
+/// The circle a writing command is limited to, if any.
+fn circle_of(cmd: &Command) -> Option<&str> {
+    let limit = match cmd {
+        Command::Post(PostArgs { limit, .. })
+        | Command::Comment { limit, .. }
+        | Command::Like { limit, .. }
+        | Command::Reshare { limit, .. }
+        | Command::Star { limit, .. }
+        | Command::Unstar { limit, .. }
+        | Command::Tag { limit, .. } => limit,
+        _ => return None,
+    };
+    limit.circle.as_deref()
+}
+
+/// The `audience` member limiting a payload to one of `author`'s circles (PROTOCOL 9.1): its
+/// members as they are now, so every instance that holds the payload applies the same list.
+fn audience(store: &SqliteStore, author: &PublicKey, circle: &str) -> Result<Value> {
+    let circles = store.circles(author)?;
+    let Some(c) = circles.iter().find(|c| c.name == circle) else {
+        let names: Vec<&str> = circles.iter().map(|c| c.name.as_str()).collect();
+        return Err(fail(
+            INVALID_INPUT,
+            format!(
+                "no circle named {circle:?} (this author's circles: {}); create it with `rhizome circle create {circle} MEMBER...`",
+                if names.is_empty() { "none".into() } else { names.join(", ") }
+            ),
+        ));
+    };
+    let mut members: Vec<String> = c.members.iter().map(PublicKey::to_hex).collect();
+    members.sort();
+    Ok(json!({"circle": c.name, "members": members}))
+}
+
 /// For `append` of a known type: every event the payload points at must be stored.
 fn check_targets(store: &SqliteStore, kind: &str, payload: &Value) -> Result<()> {
     if Kind::from_type(kind).is_none() {
@@ -163,12 +198,16 @@ fn check_targets(store: &SqliteStore, kind: &str, payload: &Value) -> Result<()>
 pub fn run(home_dir: &Path, as_author: Option<&str>, cmd: &Command, json: bool) -> Result<()> {
     let mut store = home::open(home_dir)?;
     let author = store.author(as_author)?;
-    let (kind, value) = build(&store, cmd)?;
+    let (kind, mut value) = build(&store, cmd)?;
+    if let Some(circle) = circle_of(cmd) {
+        value["audience"] = audience(&store, &author.public_key, circle)?;
+    }
     let kind = EventType::new(&kind).map_err(|e| fail(INVALID_INPUT, e.to_string()))?;
     let payload = Payload::new(value).map_err(|e| fail(INVALID_INPUT, e.to_string()))?;
     schema::check(kind.as_str(), payload.value())
         .map_err(|e| fail(INVALID_INPUT, e.to_string()))?;
     let secret = home::unlock_author(&author)?;
+    home::declare_host(&mut store, &secret)?;
     let timestamp = Timestamp::new(now_ms()).map_err(|e| anyhow::anyhow!("system clock: {e}"))?;
 
     for _ in 0..APPEND_RETRIES {

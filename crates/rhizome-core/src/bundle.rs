@@ -13,6 +13,7 @@ use crate::canonical::{parse_strict, to_canonical, JsonError};
 use crate::clock::Clock;
 use crate::ids::{Hash, InstanceId};
 use crate::keys::{PublicKey, SecretKey, Signature};
+use crate::privacy::{HostDeclaration, HostError};
 
 /// Format name and version, first member of every manifest.
 pub const FORMAT: &str = "rhizome-bundle/1";
@@ -48,6 +49,14 @@ pub enum BundleError {
     /// The signature does not verify under the exporter key.
     #[error("signature does not verify for the exporter's key")]
     BadSignature,
+    /// A host declaration in `hosts` does not hold.
+    #[error("field `hosts[{index}]`: {error}")]
+    Host {
+        /// Position in `hosts`.
+        index: usize,
+        /// What is wrong with it.
+        error: HostError,
+    },
 }
 
 /// Who made a bundle.
@@ -60,6 +69,10 @@ pub struct Exporter {
     pub public_key: PublicKey,
     /// Instance name.
     pub name: String,
+    /// The age X25519 recipient (`age1...`) bundles for this instance are encrypted to, when
+    /// it publishes one (PROTOCOL 8.12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_recipient: Option<String>,
 }
 
 /// One feed's slice in a bundle.
@@ -108,6 +121,9 @@ pub struct Manifest {
     pub counts: Counts,
     /// Creation time, ms since the epoch.
     pub created_at: u64,
+    /// Authors this instance hosts, each declaration signed by its author (PROTOCOL 9).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostDeclaration>,
 }
 
 /// The last line of a bundle.
@@ -194,6 +210,17 @@ impl Manifest {
                 derived,
             });
         }
+        if let Some(r) = &m.exporter.age_recipient {
+            if !is_age_recipient(r) {
+                return Err(BundleError::Shape(format!(
+                    "field `exporter.age_recipient`: {r:?} is not an age X25519 recipient (age1 and 58 Bech32 characters)"
+                )));
+            }
+        }
+        for (index, d) in m.hosts.iter().enumerate() {
+            d.verify(&m.exporter.instance_id)
+                .map_err(|error| BundleError::Host { index, error })?;
+        }
         Ok(m)
     }
 }
@@ -228,6 +255,15 @@ impl Trailer {
         }
         Ok(t)
     }
+}
+
+/// The shape of an age X25519 recipient: `age1` then 58 lowercase Bech32 characters (a
+/// 32-byte key and its checksum). The checksum is checked where the key is used.
+pub fn is_age_recipient(s: &str) -> bool {
+    const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    s.len() == 62
+        && s.starts_with("age1")
+        && s.bytes().skip(4).all(|c| BECH32.contains(&c))
 }
 
 fn digits(n: u64) -> u64 {
@@ -273,6 +309,7 @@ mod tests {
                 instance_id: InstanceId::of(&key.public_key()),
                 public_key: key.public_key(),
                 name: "ship".into(),
+                age_recipient: None,
             },
             clock,
             base: Clock::new(),
@@ -280,6 +317,7 @@ mod tests {
             feeds: vec![],
             counts: Counts::default(),
             created_at: 5,
+            hosts: vec![],
         }
     }
 
@@ -305,6 +343,39 @@ mod tests {
             Manifest::parse(b"{\"format\":\"rhizome-bundle/9\"}"),
             Err(BundleError::Format(_))
         ));
+    }
+
+    #[test]
+    fn hosts_and_age_recipient_are_checked() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let here = InstanceId::of(&k.public_key());
+        let author = SecretKey::from_seed(&[8; 32]);
+        let mut m = manifest(&k);
+        m.exporter.age_recipient =
+            Some("age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj".into());
+        m.hosts.push(HostDeclaration::sign(&author, here, 9));
+        let line = m.to_line(&k);
+        assert_eq!(Manifest::parse(&line).unwrap(), m);
+        // Old manifests (no `hosts`, no `age_recipient`) still parse: both are optional.
+        assert!(!String::from_utf8(manifest(&k).to_line(&k))
+            .unwrap()
+            .contains("hosts"));
+        // A declaration for another instance, though signed by the exporter, is refused.
+        let mut m2 = manifest(&k);
+        let elsewhere = InstanceId::of(&author.public_key());
+        m2.hosts.push(HostDeclaration::sign(&author, elsewhere, 9));
+        let e = Manifest::parse(&m2.to_line(&k)).unwrap_err();
+        assert!(matches!(e, BundleError::Host { index: 0, .. }), "{e}");
+        // A declaration whose author signature does not verify.
+        let mut m3 = manifest(&k);
+        let mut forged = HostDeclaration::sign(&author, here, 9);
+        forged.issued_at = 10;
+        m3.hosts.push(forged);
+        let e = Manifest::parse(&m3.to_line(&k)).unwrap_err();
+        assert!(e.to_string().contains("hosts[0]"), "{e}");
+        let mut m4 = manifest(&k);
+        m4.exporter.age_recipient = Some("age1notakey".into());
+        assert!(Manifest::parse(&m4.to_line(&k)).is_err());
     }
 
     #[test]

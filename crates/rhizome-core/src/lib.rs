@@ -13,6 +13,7 @@ pub mod clock;
 pub mod event;
 pub mod ids;
 pub mod keys;
+pub mod privacy;
 pub mod schema;
 pub mod sealed;
 pub mod views;

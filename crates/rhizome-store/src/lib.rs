@@ -110,6 +110,8 @@ pub enum Outcome {
     Inserted,
     /// Already stored (same hash at that position).
     Duplicate,
+    /// Already stored with its payload withheld; this copy brought the payload, now stored.
+    Filled,
     /// Its seq is beyond the feed's head + 1: earlier events are missing.
     Gap {
         /// Highest contiguous seq held for the feed.

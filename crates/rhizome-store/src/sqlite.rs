@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use rhizome_core::event::{EventType, Header, Payload};
 use rhizome_core::ids::prefix_key;
+use rhizome_core::privacy::Audience;
 use rhizome_core::sealed::StoredSecret;
 use rhizome_core::{Clock, Event, Hash, PublicKey, Seq, Signature, Timestamp, VerifiedEvent};
 
@@ -127,11 +128,39 @@ fn migrations() -> Vec<(String, bool)> {
                 .to_string(),
             false,
         ),
+        // 6: circle privacy and encryption. `limited` lists the events whose payload names an
+        // audience (PROTOCOL 9; the members as a JSON array of keys), so an export decides
+        // what to withhold without reading payloads; `local_hosts` holds this instance's
+        // declarations signed by its authors, `peer_hosts` those other instances presented;
+        // a peer's age recipient comes from its manifests.
+        (
+            "CREATE TABLE limited (id INTEGER PRIMARY KEY, members TEXT NOT NULL);
+            INSERT INTO limited (id, members)
+                SELECT id, COALESCE(json_extract(CAST(payload AS TEXT), '$.audience.members'), '[]')
+                FROM events
+                WHERE payload IS NOT NULL AND json_type(CAST(payload AS TEXT), '$.audience') IS NOT NULL;
+            CREATE TABLE local_hosts (
+                author BLOB PRIMARY KEY,
+                instance_id BLOB NOT NULL,
+                issued_at INTEGER NOT NULL,
+                sig BLOB NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE peer_hosts (
+                instance_id BLOB NOT NULL,
+                author BLOB NOT NULL,
+                issued_at INTEGER NOT NULL,
+                sig BLOB NOT NULL,
+                PRIMARY KEY (instance_id, author)
+            ) WITHOUT ROWID;
+            ALTER TABLE peers ADD COLUMN age_recipient TEXT;"
+                .to_string(),
+            false,
+        ),
     ]
 }
 
 /// Current schema version of this build: the number of migrations.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// Highest seq this backend stores (the rowid packs it into 32 bits).
 pub const SEQ_LIMIT: u64 = u32::MAX as u64;
@@ -761,7 +790,7 @@ pub(crate) fn append_in(
             let outcome = if seq <= feed.head_seq {
                 let existing = SqliteStore::stored_hash_at(tx, rowid)?;
                 if existing == ev.hash {
-                    Outcome::Duplicate
+                    fill_payload(tx, rowid, ev)?
                 } else {
                     Outcome::Fork { existing }
                 }
@@ -789,6 +818,7 @@ pub(crate) fn append_in(
                     ])
                     .map_err(|e| classify(path, e))?;
                 views::apply(tx, "main", ev)?;
+                index_audience(tx, rowid, ev)?;
                 feed.head_seq = seq;
                 feed.head_hash = Some(ev.hash);
                 feed.dirty = true;
@@ -807,6 +837,42 @@ pub(crate) fn append_in(
         }
     }
     Ok(outcomes)
+}
+
+/// A payload arriving for an event stored withheld (PROTOCOL 3.6) is added, and the event
+/// reaches the views as if it had come whole: the verified hash already ties it to the header.
+fn fill_payload(tx: &rusqlite::Transaction<'_>, rowid: i64, ev: &VerifiedEvent) -> Result<Outcome> {
+    let Some(payload) = &ev.payload else {
+        return Ok(Outcome::Duplicate);
+    };
+    let filled = tx
+        .prepare_cached("UPDATE events SET payload = ?1 WHERE id = ?2 AND payload IS NULL")?
+        .execute(params![payload.canonical_bytes(), rowid])?;
+    if filled == 0 {
+        return Ok(Outcome::Duplicate);
+    }
+    views::forget_skip(tx, "main", &ev.hash)?;
+    views::apply(tx, "main", ev)?;
+    index_audience(tx, rowid, ev)?;
+    Ok(Outcome::Filled)
+}
+
+/// Records the audience of a limited payload (PROTOCOL 9.1) for exports.
+fn index_audience(tx: &rusqlite::Transaction<'_>, rowid: i64, ev: &VerifiedEvent) -> Result<()> {
+    let Some(payload) = &ev.payload else {
+        return Ok(());
+    };
+    if let Audience::Limited(members) = Audience::of(payload) {
+        tx.prepare_cached("INSERT OR REPLACE INTO limited (id, members) VALUES (?1, ?2)")?
+            .execute(params![rowid, members_json(&members)])?;
+    }
+    Ok(())
+}
+
+/// `["<hex>",...]`: keys need no escaping.
+fn members_json(members: &[PublicKey]) -> String {
+    let quoted: Vec<String> = members.iter().map(|m| format!("\"{m}\"")).collect();
+    format!("[{}]", quoted.join(","))
 }
 
 /// Re-applies every stored event to the views of schema `s`, in (feed, seq) order.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use rhizome_core::bundle::line_len;
 use rhizome_core::event::{self, EventType, Header};
+use rhizome_core::privacy::{Audience, HostDeclaration};
 use rhizome_core::{
     Clock, Event, Hash, InstanceId, PublicKey, Seq, Signature, Timestamp, VerifiedEvent,
 };
@@ -64,6 +65,8 @@ pub struct Peer {
     pub last_method: Option<String>,
     /// Last direction: export or import.
     pub last_direction: Option<String>,
+    /// The age recipient its manifests publish, if any.
+    pub age_recipient: Option<String>,
 }
 
 /// A bundle from an unknown instance, verified and held until approved or rejected.
@@ -160,7 +163,7 @@ impl SqliteStore {
 
     fn peers_where(&self, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<Peer>> {
         let sql = format!(
-            "SELECT instance_id, public_key, name, trust, sent, acked, last_exchange_at, last_method, last_direction
+            "SELECT instance_id, public_key, name, trust, sent, acked, last_exchange_at, last_method, last_direction, age_recipient
              FROM peers WHERE {cond} ORDER BY name, instance_id"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -176,11 +179,12 @@ impl SqliteStore {
                     r.get::<_, Option<i64>>(6)?,
                     r.get::<_, Option<String>>(7)?,
                     r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
-            .map(|(id, key, name, trust, sent, acked, at, method, dir)| {
+            .map(|(id, key, name, trust, sent, acked, at, method, dir, age)| {
                 Ok(Peer {
                     instance_id: InstanceId::try_from(&id[..]).map_err(|e| StoreError::BadRow {
                         location: "peers.instance_id".into(),
@@ -194,6 +198,7 @@ impl SqliteStore {
                     last_exchange_at: at.map(|a| a as u64),
                     last_method: method,
                     last_direction: dir,
+                    age_recipient: age,
                 })
             })
             .collect()
@@ -239,6 +244,121 @@ impl SqliteStore {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Keeps what a peer's manifest publishes: its age recipient and the authors it hosts
+    /// (declarations already verified by `Manifest::parse`; the newest per author wins).
+    pub fn record_publications(
+        &mut self,
+        id: &InstanceId,
+        age_recipient: Option<&str>,
+        hosts: &[HostDeclaration],
+    ) -> Result<()> {
+        let tx = self.write_tx()?;
+        if let Some(r) = age_recipient {
+            tx.execute(
+                "UPDATE peers SET age_recipient = ?1 WHERE instance_id = ?2",
+                params![r, &id.as_bytes()[..]],
+            )?;
+        }
+        for d in hosts.iter().filter(|d| d.instance_id == *id) {
+            tx.prepare_cached(
+                "INSERT INTO peer_hosts (instance_id, author, issued_at, sig) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (instance_id, author) DO UPDATE SET issued_at = excluded.issued_at, sig = excluded.sig
+                 WHERE excluded.issued_at > peer_hosts.issued_at",
+            )?
+            .execute(params![
+                &id.as_bytes()[..],
+                &d.author.as_bytes()[..],
+                d.issued_at as i64,
+                &d.sig.as_bytes()[..]
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Authors an instance has shown (by their signed declarations) that it hosts.
+    pub fn peer_hosts(&self, id: &InstanceId) -> Result<std::collections::HashSet<PublicKey>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT author FROM peer_hosts WHERE instance_id = ?1")?;
+        let rows = stmt
+            .query_map([&id.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.iter().map(|k| key_col(k, "peer_hosts.author")).collect()
+    }
+
+    /// This instance's host declarations, signed by its local authors.
+    pub fn local_hosts(&self) -> Result<Vec<HostDeclaration>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT author, instance_id, issued_at, sig FROM local_hosts ORDER BY author",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(a, i, at, sig)| {
+                let bad = |detail: String| StoreError::BadRow {
+                    location: "local_hosts".into(),
+                    detail,
+                };
+                Ok(HostDeclaration {
+                    author: key_col(&a, "local_hosts.author")?,
+                    instance_id: InstanceId::try_from(&i[..]).map_err(|e| bad(e.to_string()))?,
+                    issued_at: at as u64,
+                    sig: Signature::try_from(&sig[..]).map_err(|e| bad(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a declaration by a local author that this instance hosts it.
+    pub fn add_local_host(&mut self, d: &HostDeclaration) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO local_hosts (author, instance_id, issued_at, sig) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    &d.author.as_bytes()[..],
+                    &d.instance_id.as_bytes()[..],
+                    d.issued_at as i64,
+                    &d.sig.as_bytes()[..]
+                ],
+            )
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Seqs of a feed's range `from..=to` whose payloads are limited to an audience, with it.
+    pub fn limited(&self, author: &PublicKey, from: u64, to: u64) -> Result<Vec<(u64, Audience)>> {
+        let Some(feed_id) = self.feed_id(author)? else {
+            return Ok(Vec::new());
+        };
+        let (lo, hi) = range_ids(feed_id, from, to);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, members FROM limited WHERE id BETWEEN ?1 AND ?2")?;
+        let rows = stmt
+            .query_map([lo, hi], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, members)| {
+                // Unreadable members limit the payload to its author (never wider).
+                let audience = match serde_json::from_str::<serde_json::Value>(&members) {
+                    Ok(m) => Audience::of_value(&serde_json::json!({ "audience": { "members": m } })),
+                    Err(_) => Audience::Limited(Vec::new()),
+                };
+                ((id & 0xffff_ffff) as u64, audience)
+            })
+            .collect())
     }
 
     /// Records a held bundle. False if one with that id is already held.
@@ -395,7 +515,8 @@ impl SqliteStore {
         Ok(removed)
     }
 
-    /// Stored (seq, hash) of a feed between `from` and `to` inclusive, in seq order.
+    /// Stored (seq, hash) of a feed between `from` and `to` inclusive, in seq order, for the
+    /// events stored with their payload.
     pub fn stored_hashes(
         &self,
         author: &PublicKey,
@@ -408,7 +529,8 @@ impl SqliteStore {
         let (lo, hi) = range_ids(feed_id, from, to);
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, hash FROM events WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?;
+            // Withheld rows are left out: a copy that brings the payload must not be skipped.
+            .prepare_cached("SELECT id, hash FROM events WHERE id BETWEEN ?1 AND ?2 AND payload IS NOT NULL ORDER BY id")?;
         let rows = stmt
             .query_map([lo, hi], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
@@ -497,7 +619,7 @@ impl SqliteStore {
         author: &PublicKey,
         from: u64,
         to: u64,
-        withhold: &dyn Fn(&str) -> bool,
+        withhold: &dyn Fn(u64) -> bool,
     ) -> Result<RangePlan> {
         let Some(feed_id) = self.feed_id(author)? else {
             return Ok(RangePlan {
@@ -521,7 +643,7 @@ impl SqliteStore {
             let seq = (r.get::<_, i64>(0)? & 0xffff_ffff) as u64;
             let size = r.get::<_, i64>(2)? as u64;
             let kind: String = r.get(4)?;
-            let has_payload = r.get::<_, bool>(5)? && !withhold(&kind);
+            let has_payload = r.get::<_, bool>(5)? && !withhold(seq);
             plan.count += 1;
             plan.bytes += line_len(
                 kind.len() as u64,
@@ -543,7 +665,7 @@ impl SqliteStore {
         author: &PublicKey,
         from: u64,
         to: u64,
-        withhold: &dyn Fn(&str) -> bool,
+        withhold: &dyn Fn(u64) -> bool,
         out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<u64> {
         let Some(feed_id) = self.feed_id(author)? else {
@@ -576,7 +698,7 @@ impl SqliteStore {
                 payload_hash: hash_col(&r.get::<_, Vec<u8>>(4)?, "events.payload_hash")?,
                 payload_size: r.get::<_, i64>(5)? as u64,
             };
-            let payload: Option<Vec<u8>> = if withhold(&kind) { None } else { r.get(6)? };
+            let payload: Option<Vec<u8>> = if withhold(seq) { None } else { r.get(6)? };
             let hash = hash_col(&r.get::<_, Vec<u8>>(7)?, "events.hash")?;
             let sig = Signature::try_from(&r.get::<_, Vec<u8>>(8)?[..])
                 .map_err(|e| bad(e.to_string()))?;

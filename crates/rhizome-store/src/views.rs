@@ -94,6 +94,13 @@ fn h(x: &Hash) -> &[u8] {
 }
 
 /// Applies the view effects of one stored event, in schema `s`.
+/// Drops the record that an event was skipped (its payload was withheld and has now arrived).
+pub(crate) fn forget_skip(tx: &Transaction<'_>, s: &str, hash: &Hash) -> Result<()> {
+    tx.prepare_cached(&format!("DELETE FROM {s}.v_skipped WHERE hash = ?1"))?
+        .execute([h(hash)])?;
+    Ok(())
+}
+
 pub(crate) fn apply(tx: &Transaction<'_>, s: &str, ev: &Event) -> Result<()> {
     let hd = &ev.header;
     let (author, seq, ts) = (

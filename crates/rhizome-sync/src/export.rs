@@ -1,12 +1,15 @@
 //! Export: decide from clocks what a peer lacks, then write a bundle, atomically when it is a
 //! file. Reads only the (author, seq) ranges beyond the base clock, so a delta costs O(delta).
+//! Payloads limited to a circle (PROTOCOL 9) are withheld unless the recipient hosts the author
+//! or a member of the audience: the decision is made once, in the plan, and the writer follows it.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use rhizome_core::bundle::{self, Counts, Exporter, FeedRange, Manifest, Trailer};
-use rhizome_core::{Clock, Hash, InstanceId, SecretKey};
+use rhizome_core::{Clock, Hash, InstanceId, PublicKey, SecretKey};
 use rhizome_store::{SqliteStore, Store, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -15,6 +18,15 @@ use sha2::{Digest, Sha256};
 pub struct ExportPlan {
     /// The manifest to sign (its counts are exact).
     pub manifest: Manifest,
+    /// Per feed, the seqs whose limited payload this recipient may not have.
+    pub withheld: HashMap<PublicKey, HashSet<u64>>,
+}
+
+impl ExportPlan {
+    /// Number of payloads withheld for privacy.
+    pub fn withheld_count(&self) -> u64 {
+        self.withheld.values().map(|s| s.len() as u64).sum()
+    }
 }
 
 impl ExportPlan {
@@ -33,7 +45,8 @@ impl ExportPlan {
     }
 }
 
-/// Plans an export of everything beyond `base`.
+/// Plans an export of everything beyond `base`, for `recipient` (None: anyone, so no limited
+/// payload is carried). The manifest publishes this instance's host declarations.
 pub fn plan_export(
     store: &SqliteStore,
     exporter: Exporter,
@@ -44,13 +57,27 @@ pub fn plan_export(
     let clock = store.clock()?;
     // Blocked authors' events stay in the log (unless purged) but are not relayed.
     let blocked = store.blocked_authors()?;
+    let hosts = match &recipient {
+        Some(id) => store.peer_hosts(id)?,
+        None => HashSet::new(),
+    };
+    let mut withheld: HashMap<PublicKey, HashSet<u64>> = HashMap::new();
     let mut feeds = Vec::new();
     let mut counts = Counts::default();
     for (author, from, to) in clock
         .ahead_of(&base)
         .filter(|(a, _, _)| !blocked.contains(a))
     {
-        let plan = store.plan_range(&author, from, to, &|_| false)?;
+        let hidden: HashSet<u64> = store
+            .limited(&author, from, to)?
+            .into_iter()
+            .filter(|(_, audience)| !audience.allows(&author, |k| hosts.contains(k)))
+            .map(|(seq, _)| seq)
+            .collect();
+        let plan = store.plan_range(&author, from, to, &|seq| hidden.contains(&seq))?;
+        if !hidden.is_empty() {
+            withheld.insert(author, hidden);
+        }
         let Some(head) = plan.head else { continue };
         counts.events += plan.count;
         counts.bytes += plan.bytes;
@@ -62,7 +89,13 @@ pub fn plan_export(
             head,
         });
     }
+    let local_hosts = store
+        .local_hosts()?
+        .into_iter()
+        .filter(|d| d.instance_id == exporter.instance_id)
+        .collect();
     Ok(ExportPlan {
+        withheld,
         manifest: Manifest {
             format: bundle::FORMAT.into(),
             exporter,
@@ -72,17 +105,18 @@ pub fn plan_export(
             feeds,
             counts,
             created_at,
+            hosts: local_hosts,
         },
     })
 }
 
 /// A writer that hashes what passes through it.
-struct Hashing<'a, W: Write> {
+struct Hashing<'a, W: Write + ?Sized> {
     inner: &'a mut W,
     hasher: Sha256,
 }
 
-impl<W: Write> Write for Hashing<'_, W> {
+impl<W: Write + ?Sized> Write for Hashing<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
@@ -94,7 +128,7 @@ impl<W: Write> Write for Hashing<'_, W> {
 }
 
 /// Writes the bundle a plan describes. `progress` is called with the events written so far.
-pub fn write_bundle<W: Write>(
+pub fn write_bundle<W: Write + ?Sized>(
     store: &SqliteStore,
     plan: &ExportPlan,
     key: &SecretKey,
@@ -109,8 +143,11 @@ pub fn write_bundle<W: Write>(
     w.write_all(&plan.manifest.to_line(key)).map_err(io)?;
     w.write_all(b"\n").map_err(io)?;
     let mut written = 0u64;
+    let none = HashSet::new();
     for f in &plan.manifest.feeds {
-        written += store.write_range(&f.author, f.from, f.to, &|_| false, &mut |line| {
+        let hidden = plan.withheld.get(&f.author).unwrap_or(&none);
+        let withhold = |seq: u64| hidden.contains(&seq);
+        written += store.write_range(&f.author, f.from, f.to, &withhold, &mut |line| {
             if line.len() > bundle::MAX_LINE + 1 {
                 return Err(std::io::Error::other(format!(
                     "an event line of {} bytes is over the {}-byte limit readers accept",

@@ -84,6 +84,8 @@ pub struct ImportReport {
     pub new: u64,
     /// Already held.
     pub duplicate: u64,
+    /// Held without their payload until now: this bundle brought it (PROTOCOL 3.6).
+    pub filled: u64,
     /// Events of this bundle that had to wait for earlier events of their feeds.
     pub parked: u64,
     /// Events the store holds waiting for their predecessors after this import (all bundles).
@@ -146,6 +148,7 @@ fn parse_event_line(n: u64, bytes: &[u8]) -> Parsed {
 struct Written {
     new: u64,
     duplicate: u64,
+    filled: u64,
     pending: u64,
     forks: u64,
     promoted: u64,
@@ -257,6 +260,7 @@ pub fn import_bundle<R: BufRead>(
         events_read: 0,
         new: 0,
         duplicate: 0,
+        filled: 0,
         parked: 0,
         pending: 0,
         promoted: 0,
@@ -299,6 +303,7 @@ pub fn import_bundle<R: BufRead>(
                     match o {
                         Outcome::Inserted => w.new += 1,
                         Outcome::Duplicate => w.duplicate += 1,
+                        Outcome::Filled => w.filled += 1,
                         Outcome::Gap { .. } => w.pending += 1,
                         Outcome::Fork { .. } | Outcome::PrevMismatch { .. } => w.forks += 1,
                     }
@@ -445,6 +450,7 @@ pub fn import_bundle<R: BufRead>(
     })?;
     report.new = written.new;
     report.duplicate += written.duplicate;
+    report.filled = written.filled;
     report.parked = written.pending;
     report.forks = written.forks;
     report.promoted = written.promoted;
@@ -492,6 +498,11 @@ pub fn import_bundle<R: BufRead>(
             &manifest.clock,
             opts.now,
             &opts.method,
+        )?;
+        store.record_publications(
+            &manifest.exporter.instance_id,
+            manifest.exporter.age_recipient.as_deref(),
+            &manifest.hosts,
         )?;
     }
     report.bytes = reader.bytes;
