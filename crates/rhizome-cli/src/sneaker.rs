@@ -130,7 +130,11 @@ pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> R
             to.display()
         );
         if withheld > 0 {
-            eprintln!("  {withheld} circle-only payload(s) withheld: the recipient hosts no one they are meant for");
+            let why = match &recipient {
+                Some(_) => "the recipient hosts no one they are meant for",
+                None => "a bundle for anyone carries no circle-only payload",
+            };
+            eprintln!("  {withheld} circle-only payload(s) withheld (signed headers only): {why}");
         }
     }
     if dry_run {
@@ -220,6 +224,13 @@ impl<'h> Opener<'h> {
     }
 
     fn open(&mut self, file: &Path) -> Result<(Box<dyn std::io::BufRead>, u64)> {
+        self.open_layers(file).map(|(r, len, _)| (r, len))
+    }
+
+    fn open_layers(
+        &mut self,
+        file: &Path,
+    ) -> Result<(Box<dyn std::io::BufRead>, u64, rhizome_sync::codec::Layers)> {
         let (mut raw, len) = open_raw(file)?;
         let head = std::io::BufRead::fill_buf(&mut raw)?;
         let encrypted = head.starts_with(rhizome_sync::codec::AGE_MAGIC)
@@ -259,13 +270,14 @@ impl<'h> Opener<'h> {
                 .into_iter()
                 .collect())
         };
-        let (reader, _) = rhizome_sync::codec::decode(raw, Some(len), &mut keys).map_err(|e| {
-            fail(
-                REJECTED,
-                format!("{}: not a readable bundle: {e}", file.display()),
-            )
-        })?;
-        Ok((reader, len))
+        let (reader, layers) =
+            rhizome_sync::codec::decode(raw, Some(len), &mut keys).map_err(|e| {
+                fail(
+                    REJECTED,
+                    format!("{}: not a readable bundle: {e}", file.display()),
+                )
+            })?;
+        Ok((reader, len, layers))
     }
 }
 
@@ -608,12 +620,21 @@ pub fn reject(home_dir: &Path, id: &str, json: bool) -> Result<()> {
 
 /// `rhizome bundle inspect`.
 pub fn inspect(home_dir: Option<&Path>, file: &Path, json: bool) -> Result<()> {
-    let (reader, _) = Opener::new(home_dir).open(file)?;
+    let (reader, _, layers) = Opener::new(home_dir).open_layers(file)?;
     let ins = rhizome_sync::inspect_bundle(reader)
         .map_err(|e| fail(REJECTED, format!("{}: {e}", file.display())))?;
     if json {
-        say!("{}", serde_json::to_string(&ins)?);
+        let mut v = serde_json::to_value(&ins)?;
+        v["layers"] = serde_json::to_value(layers)?;
+        say!("{v}");
     } else {
+        let wrapping = match (layers.encrypted, layers.compressed) {
+            (false, false) => "none (plain JSON Lines)",
+            (true, false) => "age-encrypted (opened with this instance's key)",
+            (false, true) => "zstd-compressed",
+            (true, true) => "age-encrypted (opened with this instance's key), zstd-compressed",
+        };
+        say!("wrapping    {wrapping}");
         match (&ins.manifest, &ins.manifest_error) {
             (Some(m), _) => {
                 say!("format      {}", m.format);
