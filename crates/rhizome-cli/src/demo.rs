@@ -134,7 +134,28 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
         ],
     )?;
 
-    d.step("2. The school writes: a post, a comment by a second author, a star.")?;
+    let id_of = |home: &str| -> Result<String> {
+        Ok(d.json(home, &["whoami"])?["instance_id"]
+            .as_str()
+            .context("no instance id")?
+            .to_string())
+    };
+    let (school_id, ship_id) = (id_of("school")?, id_of("ship")?);
+    let ben = d.json("ship", &["whoami"])?["authors"][0]["public_key"]
+        .as_str()
+        .context("no author")?
+        .to_string();
+
+    d.step("2. The ship introduces itself: a first stick with its news. Its manifest carries the ship's encryption key and proves that it hosts Ben.")?;
+    d.run(
+        "ship",
+        &["post", "Leaving port tomorrow, back in three weeks."],
+    )?;
+    d.run("ship", &["export", "--all", "--to", "stick/hello.bundle"])?;
+    d.run("school", &["import", "stick/hello.bundle"])?;
+    d.approve_held("school")?;
+
+    d.step("3. The school writes: a post, a comment by a second author, a star, and a post only the circle `sailors` (Ben) may read.")?;
     let post = first_hash(&d.json(
         "school",
         &["post", "The well is fixed! Water for everyone from Monday."],
@@ -145,26 +166,30 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
         &["--as", "caro", "comment", &post[..12], "Thank you, Ana!"],
     )?;
     d.run("school", &["star", &post[..12]])?;
+    d.run("school", &["circle", "create", "sailors", &ben])?;
     d.run(
-        "ship",
-        &["post", "Leaving port tomorrow, back in three weeks."],
+        "school",
+        &["post", "--circle", "sailors", "Ben, your sister's parcel is waiting here."],
     )?;
 
-    d.step("3. Export everything to the stick, compressed; look at it without importing.")?;
+    d.step("4. Export for the ship, compressed and encrypted to it: whoever finds the stick reads nothing. The ship looks at it without importing.")?;
     d.run(
         "school",
         &[
             "export",
-            "--all",
+            "--for",
+            &ship_id,
+            "--encrypt-to",
+            &ship_id,
             "--compress",
             "--to",
-            "stick/school.bundle.zst",
+            "stick/for-ship.bundle",
         ],
     )?;
-    d.run("school", &["bundle", "inspect", "stick/school.bundle.zst"])?;
+    d.run("ship", &["bundle", "inspect", "stick/for-ship.bundle"])?;
 
-    d.step("4. On the ship: an unknown instance's bundle waits in quarantine until approved.")?;
-    d.run("ship", &["import", "stick/school.bundle.zst"])?;
+    d.step("5. On the ship: the school is new there, so its bundle waits in quarantine until approved.")?;
+    d.run("ship", &["import", "stick/for-ship.bundle"])?;
     d.approve_held("ship")?;
     let ana = d.json("school", &["whoami"])?["authors"][0]["public_key"]
         .as_str()
@@ -173,32 +198,31 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
     d.run("ship", &["follow", &ana])?;
     d.run("ship", &["feed"])?;
 
-    d.step("5. The ship replies and sends back only what the school lacks.")?;
+    d.step("6. The ship replies and sends back, encrypted to the school, only what the school lacks.")?;
     d.run(
         "ship",
         &["comment", &post[..12], "Good news reaches us at sea."],
     )?;
-    let school_id = d.json("school", &["whoami"])?["instance_id"]
-        .as_str()
-        .context("no id")?
-        .to_string();
     d.run(
         "ship",
-        &["export", "--for", &school_id, "--to", "stick/ship.bundle"],
+        &[
+            "export",
+            "--for",
+            &school_id,
+            "--encrypt-to",
+            &school_id,
+            "--to",
+            "stick/for-school.bundle",
+        ],
     )?;
 
-    d.step("6. Back at the school: approve the ship, read the thread with its reply.")?;
-    d.run("school", &["import", "stick/ship.bundle"])?;
-    d.approve_held("school")?;
+    d.step("7. Back at the school (the ship is trusted since step 2): read the thread with its reply.")?;
+    d.run("school", &["import", "stick/for-school.bundle"])?;
     d.run("school", &["thread", &post[..12]])?;
     d.run("school", &["peers"])?;
 
-    d.step("7. The next stick for the ship carries only the delta (acknowledged by its bundle).")?;
+    d.step("8. The next stick for the ship carries only the delta (acknowledged by its bundle).")?;
     d.run("school", &["post", "Football match on Saturday."])?;
-    let ship_id = d.json("ship", &["whoami"])?["instance_id"]
-        .as_str()
-        .context("no id")?
-        .to_string();
     d.run(
         "school",
         &[

@@ -30,6 +30,7 @@ fn the_demo_exchanges_posts_through_quarantine_and_leaves_the_homes() {
         "Held in quarantine",
         "approve",
         "Good news reaches us at sea.",
+        "age-encrypted (opened with this instance's key), zstd-compressed",
         "Would export 1 events",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
@@ -42,7 +43,17 @@ fn the_demo_exchanges_posts_through_quarantine_and_leaves_the_homes() {
         .args(["log", "--json"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&ship_log.stdout).contains("The well is fixed!"));
+    let ship_log = String::from_utf8_lossy(&ship_log.stdout);
+    assert!(ship_log.contains("The well is fixed!"));
+    // The circle-only post reached the ship (it hosts Ben) inside an encrypted stick: the
+    // stick's bytes hold neither it nor any other text.
+    assert!(ship_log.contains("parcel is waiting"));
+    for stick in ["for-ship.bundle", "for-school.bundle"] {
+        let raw = std::fs::read(dir.path().join("stick").join(stick)).unwrap();
+        assert!(raw.starts_with(b"age-encryption.org/v1\n"), "{stick}");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(!text.contains("parcel") && !text.contains("Good news"), "{stick}");
+    }
     for h in ["school", "ship"] {
         rz().arg("--home")
             .arg(home(h))

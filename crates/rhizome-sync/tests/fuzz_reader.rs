@@ -122,6 +122,7 @@ fn fixture() -> &'static Fixture {
             instance_id: InstanceId::of(&exporter_key.public_key()),
             public_key: exporter_key.public_key(),
             name: "fuzz source".into(),
+            age_recipient: None,
         };
         let plan = plan_export(&store, exporter, Clock::new(), None, 1_764_000_000_000).unwrap();
         let mut bundle = Vec::new();

@@ -283,6 +283,7 @@ fn build(i: &Inputs) -> Built {
             instance_id: InstanceId::of(&instance.public_key()),
             public_key: instance.public_key(),
             name: i.name.clone(),
+            age_recipient: None,
         },
         clock,
         base: Clock::new(),
@@ -299,6 +300,7 @@ fn build(i: &Inputs) -> Built {
             bytes,
         },
         created_at: i.created_at,
+        hosts: vec![],
     };
     Built {
         instance,
