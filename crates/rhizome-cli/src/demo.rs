@@ -169,7 +169,12 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
     d.run("school", &["circle", "create", "sailors", &ben])?;
     d.run(
         "school",
-        &["post", "--circle", "sailors", "Ben, your sister's parcel is waiting here."],
+        &[
+            "post",
+            "--circle",
+            "sailors",
+            "Ben, your sister's parcel is waiting here.",
+        ],
     )?;
 
     d.step("4. Export for the ship, compressed and encrypted to it: whoever finds the stick reads nothing. The ship looks at it without importing.")?;
@@ -198,7 +203,9 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
     d.run("ship", &["follow", &ana])?;
     d.run("ship", &["feed"])?;
 
-    d.step("6. The ship replies and sends back, encrypted to the school, only what the school lacks.")?;
+    d.step(
+        "6. The ship replies and sends back, encrypted to the school, only what the school lacks.",
+    )?;
     d.run(
         "ship",
         &["comment", &post[..12], "Good news reaches us at sea."],
@@ -216,7 +223,9 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
         ],
     )?;
 
-    d.step("7. Back at the school (the ship is trusted since step 2): read the thread with its reply.")?;
+    d.step(
+        "7. Back at the school (the ship is trusted since step 2): read the thread with its reply.",
+    )?;
     d.run("school", &["import", "stick/for-school.bundle"])?;
     d.run("school", &["thread", &post[..12]])?;
     d.run("school", &["peers"])?;

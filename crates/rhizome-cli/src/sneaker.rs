@@ -153,7 +153,13 @@ pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> R
         // Layers from the outside in: encryption, then compression, then the bundle.
         let mut compressed = |out: &mut dyn Write| -> Result<_> {
             if !compress {
-                return Ok(rhizome_sync::write_bundle(&store, &plan, &key, out, &mut progress)?);
+                return Ok(rhizome_sync::write_bundle(
+                    &store,
+                    &plan,
+                    &key,
+                    out,
+                    &mut progress,
+                )?);
             }
             let mut z = rhizome_sync::codec::encoder(out)?;
             let t = rhizome_sync::write_bundle(&store, &plan, &key, &mut z, &mut progress)?;
@@ -241,13 +247,19 @@ impl<'h> Opener<'h> {
             let home = self.home.ok_or_else(|| {
                 fail(
                     REJECTED,
-                    format!("{} is encrypted; give the --home of the instance it is encrypted to", file.display()),
+                    format!(
+                        "{} is encrypted; give the --home of the instance it is encrypted to",
+                        file.display()
+                    ),
                 )
             })?;
             let store = home::open(home).map_err(|e| {
                 fail(
                     REJECTED,
-                    format!("{} is encrypted; only the instance it is encrypted to can read it: {e:#}", file.display()),
+                    format!(
+                        "{} is encrypted; only the instance it is encrypted to can read it: {e:#}",
+                        file.display()
+                    ),
                 )
             })?;
             let id = store.identity()?;

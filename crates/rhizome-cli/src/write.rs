@@ -75,12 +75,16 @@ fn build(store: &SqliteStore, cmd: &Command) -> Result<(String, Value)> {
             }
             ("POST".into(), p)
         }
-        Command::Comment { target: t, text, .. } => (
+        Command::Comment {
+            target: t, text, ..
+        } => (
             "COMMENT".into(),
             json!({"target": target(t)?, "text": text}),
         ),
         Command::Like { target: t, .. } => ("LIKE".into(), json!({"target": target(t)?})),
-        Command::Reshare { target: t, text, .. } => {
+        Command::Reshare {
+            target: t, text, ..
+        } => {
             let mut p = json!({"target": target(t)?});
             if let Some(c) = text {
                 p["comment"] = json!(c);

@@ -52,7 +52,10 @@ fn the_demo_exchanges_posts_through_quarantine_and_leaves_the_homes() {
         let raw = std::fs::read(dir.path().join("stick").join(stick)).unwrap();
         assert!(raw.starts_with(b"age-encryption.org/v1\n"), "{stick}");
         let text = String::from_utf8_lossy(&raw);
-        assert!(!text.contains("parcel") && !text.contains("Good news"), "{stick}");
+        assert!(
+            !text.contains("parcel") && !text.contains("Good news"),
+            "{stick}"
+        );
     }
     for h in ["school", "ship"] {
         rz().arg("--home")

@@ -59,8 +59,8 @@ fn export(home: &Path, to: &Path, args: &[&str]) -> serde_json::Value {
 fn plain_bytes(file: &Path) -> Vec<u8> {
     let raw = std::fs::read(file).unwrap();
     let mut no_keys = |_| Ok(vec![]);
-    let (mut r, _) = rhizome_sync::codec::decode(&raw[..], Some(raw.len() as u64), &mut no_keys)
-        .unwrap();
+    let (mut r, _) =
+        rhizome_sync::codec::decode(&raw[..], Some(raw.len() as u64), &mut no_keys).unwrap();
     let mut out = Vec::new();
     r.read_to_end(&mut out).unwrap();
     out
@@ -144,7 +144,10 @@ fn a_circle_only_payload_never_reaches_an_outsider_nor_travels_further() {
     // Bundles an outsider may get: for the outsider, plain and compressed, and for anyone.
     for (name, args) in [
         ("outsider-plain.bundle", vec!["--for", carl.as_str()]),
-        ("outsider-zstd.bundle", vec!["--for", carl.as_str(), "--compress"]),
+        (
+            "outsider-zstd.bundle",
+            vec!["--for", carl.as_str(), "--compress"],
+        ),
         ("all-plain.bundle", vec!["--all"]),
         ("all-zstd.bundle", vec!["--all", "--compress"]),
     ] {
@@ -153,7 +156,10 @@ fn a_circle_only_payload_never_reaches_an_outsider_nor_travels_further() {
         let raw = std::fs::read(h.file(name)).unwrap();
         let plain = plain_bytes(&h.file(name));
         assert!(!contains(&raw, SECRET), "{name}: the secret is in the file");
-        assert!(!contains(&plain, SECRET), "{name}: the secret is in the bundle");
+        assert!(
+            !contains(&plain, SECRET),
+            "{name}: the secret is in the bundle"
+        );
         // Not filtered out: its signed header travels (so the feed stays whole).
         assert!(contains(&plain, &secret), "{name}: the header is missing");
         assert!(contains(&plain, "news for everyone"), "{name}");
@@ -183,7 +189,10 @@ fn a_circle_only_payload_never_reaches_an_outsider_nor_travels_further() {
         &h.ship,
         &["import", h.file("all-plain.bundle").to_str().unwrap()],
     );
-    let filled = json(&h.ship, &["import", h.file("ship.bundle").to_str().unwrap()]);
+    let filled = json(
+        &h.ship,
+        &["import", h.file("ship.bundle").to_str().unwrap()],
+    );
     assert_eq!(filled["filled"], 1, "{filled}");
     run(&h.ship, &["follow", &author(&h.school)]);
     let feed = rz(&h.ship).arg("feed").output().unwrap();
@@ -214,7 +223,13 @@ fn an_encrypted_bundle_opens_only_where_it_is_sent() {
     let report = export(
         &h.school,
         &sealed,
-        &["--for", ship.as_str(), "--encrypt-to", ship.as_str(), "--compress"],
+        &[
+            "--for",
+            ship.as_str(),
+            "--encrypt-to",
+            ship.as_str(),
+            "--compress",
+        ],
     );
     assert_eq!(report["encrypted_to"][0], ship.as_str());
     let raw = std::fs::read(&sealed).unwrap();
@@ -222,13 +237,24 @@ fn an_encrypted_bundle_opens_only_where_it_is_sent() {
     assert!(!contains(&raw, SECRET));
 
     // The outsider cannot read it: a clear error, exit 8, nothing stored.
-    let before = rz(&h.outsider).args(["log", "--json"]).output().unwrap().stdout;
+    let before = rz(&h.outsider)
+        .args(["log", "--json"])
+        .output()
+        .unwrap()
+        .stdout;
     let (code, err) = fails(&h.outsider, &["import", sealed.to_str().unwrap()]);
     assert_eq!(code, 8, "{err}");
     assert!(err.contains("not encrypted to this instance"), "{err}");
-    let (code, _) = fails(&h.outsider, &["bundle", "inspect", sealed.to_str().unwrap()]);
+    let (code, _) = fails(
+        &h.outsider,
+        &["bundle", "inspect", sealed.to_str().unwrap()],
+    );
     assert_eq!(code, 8);
-    let after = rz(&h.outsider).args(["log", "--json"]).output().unwrap().stdout;
+    let after = rz(&h.outsider)
+        .args(["log", "--json"])
+        .output()
+        .unwrap()
+        .stdout;
     assert_eq!(before, after);
 
     // A damaged header: refused whole, clearly.
@@ -294,7 +320,12 @@ fn posting_to_a_circle_that_does_not_exist_is_refused() {
     assert_eq!(code, 3);
     assert!(err.contains("no circle named \"nobody\""), "{err}");
     assert_eq!(
-        rz(&home).args(["log", "--json"]).output().unwrap().stdout.len(),
+        rz(&home)
+            .args(["log", "--json"])
+            .output()
+            .unwrap()
+            .stdout
+            .len(),
         0
     );
 }
@@ -336,7 +367,8 @@ fn bundle_with_hosts(hosts: Vec<rhizome_core::privacy::HostDeclaration>) -> Vec<
 fn forged_host_declarations_are_refused_whole() {
     use rhizome_core::privacy::HostDeclaration;
     let (h, _) = setup();
-    let liar = rhizome_core::InstanceId::of(&rhizome_core::SecretKey::from_seed(&[42; 32]).public_key());
+    let liar =
+        rhizome_core::InstanceId::of(&rhizome_core::SecretKey::from_seed(&[42; 32]).public_key());
     // (a) bob's genuine declaration for the ship, replayed by another instance.
     let ship_manifest = std::fs::read(h.file("ship.bundle")).unwrap();
     let first_line = ship_manifest.split(|b| *b == b'\n').next().unwrap();
@@ -355,7 +387,10 @@ fn forged_host_declarations_are_refused_whole() {
         let peers_before = json(&h.outsider, &["peers"]);
         let (code, err) = fails(&h.outsider, &["import", f.to_str().unwrap()]);
         assert_eq!(code, 8, "{name}: {err}");
-        assert!(err.contains("hosts[0]") && err.contains(why), "{name}: {err}");
+        assert!(
+            err.contains("hosts[0]") && err.contains(why),
+            "{name}: {err}"
+        );
         assert_eq!(json(&h.outsider, &["peers"]), peers_before, "{name}");
     }
     // The same bundle with an honest declaration is accepted.

@@ -261,9 +261,7 @@ impl Trailer {
 /// 32-byte key and its checksum). The checksum is checked where the key is used.
 pub fn is_age_recipient(s: &str) -> bool {
     const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
-    s.len() == 62
-        && s.starts_with("age1")
-        && s.bytes().skip(4).all(|c| BECH32.contains(&c))
+    s.len() == 62 && s.starts_with("age1") && s.bytes().skip(4).all(|c| BECH32.contains(&c))
 }
 
 fn digits(n: u64) -> u64 {

@@ -40,14 +40,11 @@ impl Audience {
         let Some(a) = payload.get("audience") else {
             return Audience::Public;
         };
-        let members = a
-            .get("members")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .map(|m| m.as_str().and_then(|s| s.parse::<PublicKey>().ok()))
-                    .collect::<Option<Vec<_>>>()
-            });
+        let members = a.get("members").and_then(Value::as_array).map(|list| {
+            list.iter()
+                .map(|m| m.as_str().and_then(|s| s.parse::<PublicKey>().ok()))
+                .collect::<Option<Vec<_>>>()
+        });
         Audience::Limited(members.flatten().unwrap_or_default())
     }
 

@@ -184,23 +184,27 @@ impl SqliteStore {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
-            .map(|(id, key, name, trust, sent, acked, at, method, dir, age)| {
-                Ok(Peer {
-                    instance_id: InstanceId::try_from(&id[..]).map_err(|e| StoreError::BadRow {
-                        location: "peers.instance_id".into(),
-                        detail: e.to_string(),
-                    })?,
-                    public_key: key_col(&key, "peers.public_key")?,
-                    name,
-                    trust: Trust::parse(&trust),
-                    sent: clock_col(&sent, "peers.sent")?,
-                    acked: clock_col(&acked, "peers.acked")?,
-                    last_exchange_at: at.map(|a| a as u64),
-                    last_method: method,
-                    last_direction: dir,
-                    age_recipient: age,
-                })
-            })
+            .map(
+                |(id, key, name, trust, sent, acked, at, method, dir, age)| {
+                    Ok(Peer {
+                        instance_id: InstanceId::try_from(&id[..]).map_err(|e| {
+                            StoreError::BadRow {
+                                location: "peers.instance_id".into(),
+                                detail: e.to_string(),
+                            }
+                        })?,
+                        public_key: key_col(&key, "peers.public_key")?,
+                        name,
+                        trust: Trust::parse(&trust),
+                        sent: clock_col(&sent, "peers.sent")?,
+                        acked: clock_col(&acked, "peers.acked")?,
+                        last_exchange_at: at.map(|a| a as u64),
+                        last_method: method,
+                        last_direction: dir,
+                        age_recipient: age,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -286,7 +290,9 @@ impl SqliteStore {
         let rows = stmt
             .query_map([&id.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.iter().map(|k| key_col(k, "peer_hosts.author")).collect()
+        rows.iter()
+            .map(|k| key_col(k, "peer_hosts.author"))
+            .collect()
     }
 
     /// This instance's host declarations, signed by its local authors.
@@ -346,14 +352,18 @@ impl SqliteStore {
             .conn
             .prepare_cached("SELECT id, members FROM limited WHERE id BETWEEN ?1 AND ?2")?;
         let rows = stmt
-            .query_map([lo, hi], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+            .query_map([lo, hi], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows
             .into_iter()
             .map(|(id, members)| {
                 // Unreadable members limit the payload to its author (never wider).
                 let audience = match serde_json::from_str::<serde_json::Value>(&members) {
-                    Ok(m) => Audience::of_value(&serde_json::json!({ "audience": { "members": m } })),
+                    Ok(m) => {
+                        Audience::of_value(&serde_json::json!({ "audience": { "members": m } }))
+                    }
                     Err(_) => Audience::Limited(Vec::new()),
                 };
                 ((id & 0xffff_ffff) as u64, audience)

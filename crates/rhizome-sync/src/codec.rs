@@ -149,7 +149,11 @@ impl<R> StanzaCheck<R> {
                 "encrypted bundle: its age header is damaged (a stanza lacks its final short body line)",
             ));
         }
-        self.in_body = if starts_stanza { true } else { self.in_body && line.len() == 64 };
+        self.in_body = if starts_stanza {
+            true
+        } else {
+            self.in_body && line.len() == 64
+        };
         self.done = is_mac;
         Ok(())
     }
@@ -255,12 +259,16 @@ pub fn encrypt<W: Write>(
         .iter()
         .map(|r| {
             age::x25519::Recipient::from_str(r).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("age recipient {r:?}: {e}"))
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("age recipient {r:?}: {e}"),
+                )
             })
         })
         .collect::<io::Result<Vec<_>>>()?;
-    let encryptor = age::Encryptor::with_recipients(parsed.iter().map(|r| r as &dyn age::Recipient))
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let encryptor =
+        age::Encryptor::with_recipients(parsed.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     encryptor.wrap_output(out)
 }
 
@@ -365,7 +373,10 @@ mod tests {
 
     #[test]
     fn encrypted_to_one_instance_opens_there_only() {
-        let (b, c) = (SecretKey::from_seed(&[1; 32]), SecretKey::from_seed(&[2; 32]));
+        let (b, c) = (
+            SecretKey::from_seed(&[1; 32]),
+            SecretKey::from_seed(&[2; 32]),
+        );
         let rb = instance_recipient(&b);
         assert!(rhizome_core::bundle::is_age_recipient(&rb), "{rb}");
         assert_eq!(rb, instance_recipient(&b), "derivation is deterministic");
@@ -384,7 +395,10 @@ mod tests {
             }
         );
         let err = open_with(&file, &c).unwrap_err();
-        assert!(err.to_string().contains("not encrypted to this instance"), "{err}");
+        assert!(
+            err.to_string().contains("not encrypted to this instance"),
+            "{err}"
+        );
         // A damaged header (the recipient stanza altered) is refused, clearly, no panic.
         let mut damaged = file.clone();
         damaged[40] ^= 0x01;

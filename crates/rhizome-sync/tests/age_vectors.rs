@@ -101,7 +101,12 @@ fn outcome(v: &Vector) -> (String, Option<Vec<u8>>) {
 #[test]
 fn cctv_age_vectors() {
     let mut names: Vec<_> = std::fs::read_dir(dir())
-        .unwrap_or_else(|e| panic!("{}: {e} (CI keeps shared/ beside the checkout)", dir().display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (CI keeps shared/ beside the checkout)",
+                dir().display()
+            )
+        })
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n != "LICENSE")
         .collect();
@@ -112,7 +117,9 @@ fn cctv_age_vectors() {
     for name in &names {
         let v = parse(name, &std::fs::read(dir().join(name)).unwrap());
         let supported = v.passphrase.is_some()
-            || v.identities.iter().any(|i| i.starts_with("AGE-SECRET-KEY-1"));
+            || v.identities
+                .iter()
+                .any(|i| i.starts_with("AGE-SECRET-KEY-1"));
         let (got, plain) = outcome(&v);
         if !supported {
             // No identity we can use: whatever the file, it must not open.
@@ -135,7 +142,14 @@ fn cctv_age_vectors() {
             wrong.push(format!("{}: expected {}, got {got}", v.name, v.expect));
         }
     }
-    assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
     assert!(checked >= 120, "only {checked} vectors checked");
-    eprintln!("{checked} CCTV age vectors checked, {unsupported} with unsupported identities refused");
+    eprintln!(
+        "{checked} CCTV age vectors checked, {unsupported} with unsupported identities refused"
+    );
 }
