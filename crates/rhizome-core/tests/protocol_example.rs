@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
 
 /// Every marker the document must contain, and nothing else.
-const MARKERS: [&str; 15] = [
+const MARKERS: [&str; 18] = [
     "inputs",
     "author",
     "instance-id",
@@ -41,6 +41,9 @@ const MARKERS: [&str; 15] = [
     "event-line-withheld",
     "sealed-passphrase",
     "sealed-key",
+    "host-unsigned",
+    "host-message-hex",
+    "host-declaration",
 ];
 
 fn doc() -> String {
@@ -373,4 +376,49 @@ fn sealed_key_example_opens_and_reseals() {
     assert!(key.open(&stored, b"another key").is_err());
     let again = key.seal(&sk, nonce, author.as_bytes());
     assert_eq!(serde_json::to_string(&again).unwrap(), record);
+}
+
+/// Section 9.2: the example author declares that instance 56475aa7... hosts it.
+#[test]
+fn host_declaration_example() {
+    use rhizome_core::privacy::{HostDeclaration, HOST_PREFIX};
+    let doc = doc();
+    let i = inputs(&doc);
+    let instance: InstanceId = "56475aa75463474c0285df5dbf2bcab7".parse().unwrap();
+    let issued_at = 1_764_000_000_000;
+    // (a) rhizome-core.
+    let d = HostDeclaration::sign(&SecretKey::from_seed(&i.seed), instance, issued_at);
+    d.verify(&instance).unwrap();
+    let line = rhizome_core::canonical::to_canonical(&serde_json::to_value(&d).unwrap());
+    assert_eq!(
+        String::from_utf8(line).unwrap(),
+        text(&doc, "host-declaration")
+    );
+    // (b) General-purpose primitives only.
+    let sk = SigningKey::from_bytes(&i.seed);
+    let unsigned = json!({
+        "author": hex::encode(sk.verifying_key().as_bytes()),
+        "instance_id": "56475aa75463474c0285df5dbf2bcab7",
+        "issued_at": issued_at,
+    });
+    let canonical = serde_json_canonicalizer::to_vec(&unsigned).unwrap();
+    assert_eq!(
+        String::from_utf8(canonical.clone()).unwrap(),
+        text(&doc, "host-unsigned")
+    );
+    let mut message = b"RHIZOME-HOST-V1\n".to_vec();
+    assert_eq!(HOST_PREFIX, &message[..]);
+    message.extend_from_slice(&sha256(&canonical));
+    assert_eq!(message, hex_bytes(&doc, "host-message-hex"));
+    let sig = sk.sign(&message);
+    let mut full = unsigned.clone();
+    full["sig"] = json!(hex::encode(sig.to_bytes()));
+    assert_eq!(
+        String::from_utf8(serde_json_canonicalizer::to_vec(&full).unwrap()).unwrap(),
+        text(&doc, "host-declaration")
+    );
+    VerifyingKey::from_bytes(sk.verifying_key().as_bytes())
+        .unwrap()
+        .verify_strict(&message, &sig)
+        .unwrap();
 }
