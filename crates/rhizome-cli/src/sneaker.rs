@@ -672,6 +672,12 @@ pub fn inspect(home_dir: Option<&Path>, file: &Path, json: bool) -> Result<()> {
                     m.clock.len(),
                     m.base.len()
                 );
+                if !m.hosts.is_empty() {
+                    say!(
+                        "hosts       {} author(s), each declaration signed by its author",
+                        m.hosts.len()
+                    );
+                }
             }
             (None, err) => say!(
                 "manifest    INVALID: {}",
