@@ -59,7 +59,9 @@ fn limited_payloads_are_indexed_filled_and_migrated() {
             .import_batch(&[limited.clone(), broken.clone()], None)
             .unwrap();
         assert_eq!(out.outcomes, vec![Outcome::Filled, Outcome::Inserted]);
-        let out = store.import_batch(&[limited.clone()], None).unwrap();
+        let out = store
+            .import_batch(std::slice::from_ref(&limited), None)
+            .unwrap();
         assert_eq!(out.outcomes, vec![Outcome::Duplicate]);
         let expect = vec![
             (2, Audience::Limited(vec![member])),
