@@ -128,6 +128,38 @@ fn json(home: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `bundle`'s manifest, with its exporter key replaced by `key`'s (the claimed instance id
+/// kept) and signed by `key`, and a trailer signed by `key`: a forgery only the derivation of
+/// instance ids from keys catches.
+fn impostor_bundle(bundle: &Path, key: &rhizome_core::SecretKey) -> Vec<u8> {
+    use rhizome_core::bundle::{Trailer, FORMAT, MANIFEST_PREFIX, TRAILER_PREFIX};
+    use sha2::{Digest, Sha256};
+    let text = std::fs::read_to_string(bundle).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let obj = m.as_object_mut().unwrap();
+    obj.remove("sig");
+    obj.remove("hosts");
+    m["exporter"]["public_key"] = key.public_key().to_hex().into();
+    let sign = |v: &serde_json::Value, prefix: &[u8]| {
+        let mut msg = prefix.to_vec();
+        msg.extend_from_slice(&Sha256::digest(rhizome_core::canonical::to_canonical(v)));
+        key.sign(&msg).to_hex()
+    };
+    m["sig"] = sign(&m, MANIFEST_PREFIX).into();
+    let mut out = rhizome_core::canonical::to_canonical(&m);
+    out.push(b'\n');
+    let t = Trailer {
+        trailer: FORMAT.into(),
+        events: 0,
+        sha256: rhizome_core::Hash::from_bytes(Sha256::digest(&out).into()),
+    };
+    let mut tv = serde_json::to_value(&t).unwrap();
+    tv["sig"] = sign(&tv, TRAILER_PREFIX).into();
+    out.extend_from_slice(&rhizome_core::canonical::to_canonical(&tv));
+    out.push(b'\n');
+    out
+}
+
 #[test]
 fn a_blocked_instance_is_refused_whole_until_unblocked() {
     let dir = tempfile::tempdir().unwrap();
@@ -175,6 +207,21 @@ fn a_blocked_instance_is_refused_whole_until_unblocked() {
     );
     let peers = json(&b, &["peers"]);
     assert_eq!(peers[0]["trust"], "blocked");
+
+    // A bundle whose manifest claims the blocked instance's id with another key (signed by
+    // that key): refused whole, whatever id it claims, nothing stored.
+    let impostor = impostor_bundle(&bundle2, &rhizome_core::SecretKey::from_seed(&[9; 32]));
+    let fake = dir.path().join("impostor.bundle");
+    std::fs::write(&fake, impostor).unwrap();
+    let out = rz(&b).arg("import").arg(&fake).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("does not belong to its public key"), "{err}");
+    assert_eq!(
+        rz(&b).args(["log", "--json"]).output().unwrap().stdout,
+        log_before
+    );
+    assert_eq!(json(&b, &["peers"]), peers);
 
     json(&b, &["unblock", &a_id]);
     let report = json(&b, &["import", bundle2.to_str().unwrap()]);
