@@ -805,6 +805,40 @@ fn an_equivocating_author_is_recorded_as_a_fork() {
     assert_eq!(forks[0]["held"], held.as_str());
     assert_eq!(forks[0]["other"], other.as_str());
     verify_ok(&d);
+
+    // The evidence travels: C's bundle carries the conflicting signed header (payload
+    // withheld) after its feeds, listed in the manifest, so E, which never saw A2's bundle,
+    // marks the feed forked too, with nothing reported missing.
+    let via_c = dir.path().join("via_c.bundle");
+    export_all(&c, &via_c);
+    let text = std::fs::read_to_string(&via_c).unwrap();
+    let m: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        m["evidence"],
+        json!([{"author": ana, "seq": 3, "hash": other}]),
+        "{m}"
+    );
+    assert!(
+        !text.contains("what A2 says third"),
+        "evidence carries the header only"
+    );
+    let e = dir.path().join("e");
+    init(&e, "e", "ed");
+    let rep = import(&e, &via_c).expect(0).clone();
+    assert_eq!(rep["forks"], 1, "{rep}");
+    assert_eq!(rep["missing"], json!([]), "{rep}");
+    assert_eq!(rep["new"], 3, "{rep}");
+    let forks = json_of(&ok(rz(&e).args(["forks", "--json"])));
+    assert_eq!(forks[0]["held"], held.as_str(), "{forks}");
+    assert_eq!(forks[0]["other"], other.as_str(), "{forks}");
+    assert_eq!(forks[0]["carrier"], instance_id(&c).as_str(), "{forks}");
+    assert_eq!(log_of(&e, &ana), log_of(&a, &ana));
+    verify_ok(&e);
+    // And E carries it on.
+    let via_e = dir.path().join("via_e.bundle");
+    export_all(&e, &via_e);
+    let text = std::fs::read_to_string(&via_e).unwrap();
+    assert!(text.lines().next().unwrap().contains("\"evidence\""));
 }
 
 // ---------------------------------------------------------------------------------------------

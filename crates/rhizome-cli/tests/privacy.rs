@@ -350,6 +350,7 @@ fn bundle_with_hosts(hosts: Vec<rhizome_core::privacy::HostDeclaration>) -> Vec<
         counts: Counts::default(),
         created_at: 1,
         hosts,
+        evidence: vec![],
     };
     let mut out = manifest.to_line(&key);
     out.push(b'\n');

@@ -89,6 +89,19 @@ pub struct FeedRange {
     pub head: Hash,
 }
 
+/// An event line carried as fork evidence (PROTOCOL 8.4): a second signed event at a position
+/// whose feed the exporter holds otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// The equivocating author.
+    pub author: PublicKey,
+    /// The position both events claim.
+    pub seq: u64,
+    /// Hash of the evidence event (not the one in the exporter's log).
+    pub hash: Hash,
+}
+
 /// Event, feed and byte counts of a bundle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +137,9 @@ pub struct Manifest {
     /// Authors this instance hosts, each declaration signed by its author (PROTOCOL 9).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostDeclaration>,
+    /// Event lines carried as fork evidence, after the feeds' lines (PROTOCOL 8.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
 }
 
 /// The last line of a bundle.
@@ -316,6 +332,7 @@ mod tests {
             counts: Counts::default(),
             created_at: 5,
             hosts: vec![],
+            evidence: vec![],
         }
     }
 

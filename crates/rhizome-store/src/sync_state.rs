@@ -591,6 +591,36 @@ impl SqliteStore {
             as u64)
     }
 
+    /// The evidence events kept for `author`'s feed, as (seq, hash, stored line), by seq.
+    pub fn fork_lines(&self, author: &PublicKey) -> Result<Vec<(u64, Hash, Vec<u8>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, hash, line FROM forks WHERE author = ?1 ORDER BY seq, hash",
+        )?;
+        let rows = stmt
+            .query_map([&author.as_bytes()[..]], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(seq, h, line)| Ok((seq as u64, hash_col(&h, "forks.hash")?, line)))
+            .collect()
+    }
+
+    /// Authors with fork evidence.
+    pub fn forked_authors(&self) -> Result<Vec<PublicKey>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT author FROM forks ORDER BY author")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.iter().map(|a| key_col(a, "forks.author")).collect()
+    }
+
     /// All fork evidence.
     pub fn forks(&self) -> Result<Vec<ForkRecord>> {
         let mut stmt = self.conn.prepare(

@@ -8,8 +8,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use rhizome_core::bundle::{self, Counts, Exporter, FeedRange, Manifest, Trailer};
-use rhizome_core::{Clock, Hash, InstanceId, PublicKey, SecretKey};
+use rhizome_core::bundle::{self, Counts, Evidence, Exporter, FeedRange, Manifest, Trailer};
+use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, SecretKey};
 use rhizome_store::{SqliteStore, Store, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -20,6 +20,8 @@ pub struct ExportPlan {
     pub manifest: Manifest,
     /// Per feed, the seqs whose limited payload this recipient may not have.
     pub withheld: HashMap<PublicKey, HashSet<u64>>,
+    /// The fork evidence lines (each with its newline), in the order of `manifest.evidence`.
+    pub evidence_lines: Vec<Vec<u8>>,
 }
 
 impl ExportPlan {
@@ -27,9 +29,7 @@ impl ExportPlan {
     pub fn withheld_count(&self) -> u64 {
         self.withheld.values().map(|s| s.len() as u64).sum()
     }
-}
 
-impl ExportPlan {
     /// Exact size of the bundle file: manifest line, event lines, trailer line.
     pub fn file_bytes(&self, key: &SecretKey) -> u64 {
         let trailer = Trailer {
@@ -89,6 +89,33 @@ pub fn plan_export(
             head,
         });
     }
+    // Fork evidence travels as the other event's signed header (its payload withheld: it may
+    // be limited), for positions the recipient holds once this bundle is in, so that it is
+    // recognised there as a fork and never waits in pending.
+    let mut evidence = Vec::new();
+    let mut evidence_lines = Vec::new();
+    for author in store.forked_authors()? {
+        let reach = clock.get(&author).max(base.get(&author));
+        if blocked.contains(&author) || reach == 0 {
+            continue;
+        }
+        for (seq, hash, line) in store.fork_lines(&author)? {
+            if seq > reach {
+                continue;
+            }
+            let mut ev = Event::parse(&line).map_err(|e| StoreError::BadRow {
+                location: format!("forks {author} seq {seq}"),
+                detail: e.to_string(),
+            })?;
+            ev.payload = None;
+            let mut line = ev.to_line();
+            line.push(b'\n');
+            counts.events += 1;
+            counts.bytes += line.len() as u64;
+            evidence.push(Evidence { author, seq, hash });
+            evidence_lines.push(line);
+        }
+    }
     let local_hosts = store
         .local_hosts()?
         .into_iter()
@@ -96,6 +123,7 @@ pub fn plan_export(
         .collect();
     Ok(ExportPlan {
         withheld,
+        evidence_lines,
         manifest: Manifest {
             format: bundle::FORMAT.into(),
             exporter,
@@ -106,6 +134,7 @@ pub fn plan_export(
             counts,
             created_at,
             hosts: local_hosts,
+            evidence,
         },
     })
 }
@@ -158,6 +187,10 @@ pub fn write_bundle<W: Write + ?Sized>(
             w.write_all(line)
         })?;
         progress(written);
+    }
+    for line in &plan.evidence_lines {
+        w.write_all(line).map_err(io)?;
+        written += 1;
     }
     if written != plan.manifest.counts.events {
         return Err(StoreError::Limit(format!(

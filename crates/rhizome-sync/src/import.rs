@@ -479,7 +479,16 @@ pub fn import_bundle<R: BufRead>(
         .iter()
         .filter(|f| !blocked_authors.contains(&f.author))
     {
-        let got = seen.get(&f.author).map_or(0, |s| s.count);
+        // Fork evidence lines of this author are counted apart from its range.
+        let evidence = manifest
+            .evidence
+            .iter()
+            .filter(|e| e.author == f.author)
+            .count() as u64;
+        let got = seen
+            .get(&f.author)
+            .map_or(0, |s| s.count)
+            .saturating_sub(evidence);
         let want = f.to - f.from + 1;
         if got != want {
             report.missing.push(format!(

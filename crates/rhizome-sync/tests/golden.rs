@@ -301,6 +301,7 @@ fn build(i: &Inputs) -> Built {
         },
         created_at: i.created_at,
         hosts: vec![],
+        evidence: vec![],
     };
     Built {
         instance,
