@@ -283,31 +283,23 @@ fn an_encrypted_bundle_opens_only_where_it_is_sent() {
     ));
 
     // Encrypting to an instance whose key is unknown, or to a malformed id: exit 3.
-    let (code, err) = fails(
-        &h.ship,
-        &[
+    let x = h.file("x.bundle");
+    for (target, why) in [
+        (id(&h.outsider), "import a bundle from it first"),
+        ("nope".to_string(), "is not an instance id"),
+    ] {
+        let args = [
             "export",
             "--all",
             "--to",
-            h.file("x.bundle").to_str().unwrap(),
+            x.to_str().unwrap(),
             "--encrypt-to",
-            &id(&h.outsider),
-        ],
-    );
-    assert_eq!(code, 3, "{err}");
-    assert!(err.contains("import a bundle from it first"), "{err}");
-    let (code, _) = fails(
-        &h.ship,
-        &[
-            "export",
-            "--all",
-            "--to",
-            h.file("x.bundle").to_str().unwrap(),
-            "--encrypt-to",
-            "nope",
-        ],
-    );
-    assert_eq!(code, 3);
+            &target,
+        ];
+        let (code, err) = fails(&h.ship, &args);
+        assert_eq!(code, 3, "{err}");
+        assert!(err.contains(why), "{err}");
+    }
     assert!(!h.file("x.bundle").exists());
 }
 
