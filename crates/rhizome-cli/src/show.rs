@@ -67,6 +67,26 @@ fn text_of(store: &SqliteStore, hash: &Hash) -> Result<Option<String>> {
     }))
 }
 
+/// The text of an event for people: marked when only a circle may read it (PROTOCOL 9.1).
+fn shown_text(store: &SqliteStore, hash: &Hash) -> Result<String> {
+    let Some(e) = store.get(hash)? else {
+        return Ok(String::new());
+    };
+    let Some(v) = e.payload.as_ref().map(|p| p.value()) else {
+        return Ok("(payload withheld)".into());
+    };
+    let text = ["text", "comment"]
+        .iter()
+        .find_map(|f| v.get(*f).and_then(Value::as_str))
+        .unwrap_or_default();
+    Ok(
+        match v.pointer("/audience/circle").and_then(Value::as_str) {
+            Some(circle) => format!("[circle {circle}] {text}"),
+            None => text.to_string(),
+        },
+    )
+}
+
 /// `rhizome feed`.
 pub fn feed(
     home_dir: &Path,
@@ -115,7 +135,7 @@ pub fn feed(
         say!("(nothing here yet: post something, or follow authors and import their events)");
     }
     for i in &items {
-        let text = text_of(&store, &i.hash)?.unwrap_or_else(|| "(payload withheld)".into());
+        let text = shown_text(&store, &i.hash)?;
         let what = match (&i.kind[..], i.target) {
             ("RESHARE", Some(t)) => format!("reshared {}: {text}", &t.to_hex()[..12]),
             _ => text,
@@ -163,7 +183,7 @@ pub fn thread(home_dir: &Path, hash: &str, json: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let text = text_of(&store, &root)?.unwrap_or_default();
+    let text = shown_text(&store, &root)?;
     say!(
         "{}  {}  {}  {text}",
         when(root_ev.header.timestamp.get()),
@@ -185,7 +205,7 @@ pub fn thread(home_dir: &Path, hash: &str, json: bool) -> Result<()> {
         .map(|c| c.iter().rev().map(|r| (*r, 1)).collect())
         .unwrap_or_default();
     while let Some((r, depth)) = stack.pop() {
-        let text = text_of(&store, &r.hash)?.unwrap_or_else(|| "(payload withheld)".into());
+        let text = shown_text(&store, &r.hash)?;
         say!(
             "{}└ {}  {}  {text}",
             "  ".repeat(depth),
