@@ -152,7 +152,7 @@ pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> R
 }
 
 /// Opens a bundle file, decompressing it on the fly if it is zstd (detected by magic bytes).
-fn open_bundle(file: &Path) -> Result<(Box<dyn std::io::BufRead>, u64)> {
+fn open_bundle(file: &Path) -> Result<(Box<dyn std::io::BufRead + Send>, u64)> {
     let (raw, len) = open_raw(file)?;
     let reader = rhizome_sync::codec::decode(raw, Some(len)).map_err(|e| {
         fail(

@@ -13,11 +13,12 @@ const MAX_RATIO: u64 = 64;
 const ALLOWANCE: u64 = 16 << 20;
 
 /// Wraps `input` in a zstd decoder if it starts with the zstd magic, else returns it as is.
-/// `compressed_len` (the file size, when known) bounds the decompressed size.
-pub fn decode<'a, R: BufRead + 'a>(
+/// `compressed_len` (the file size, when known) bounds the decompressed size. The reader is
+/// `Send`, so that an import can read on a thread of its own.
+pub fn decode<'a, R: BufRead + Send + 'a>(
     mut input: R,
     compressed_len: Option<u64>,
-) -> io::Result<Box<dyn BufRead + 'a>> {
+) -> io::Result<Box<dyn BufRead + Send + 'a>> {
     let head = input.fill_buf()?;
     if head.len() < 4 || head[..4] != ZSTD_MAGIC {
         return Ok(Box::new(input));
