@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use rayon::prelude::*;
-use rhizome_core::event::{sign, EventType, Payload};
+use rhizome_core::event::{sign, signing_message, EventType, Payload};
+use rhizome_core::keys::{self, PublicKey, Signature};
 use rhizome_core::sealed::{KdfParams, SealingKey};
 use rhizome_core::{SecretKey, Seq, Timestamp, VerifiedEvent};
 use rhizome_store::{Outcome, SqliteStore, Store};
@@ -238,6 +239,7 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
             }
         }
         BenchCmd::Bundle { events, feeds, dir } => bundle(*events, *feeds, dir, json)?,
+        BenchCmd::Verify { signatures } => verify(*signatures, json)?,
         BenchCmd::Kdf => {
             let kdf = KdfParams::default();
             let mut times = Vec::new();
@@ -362,6 +364,87 @@ fn bundle(events: u64, feeds: u64, dir: &std::path::Path, json: bool) -> Result<
             delta_events
         );
         say!("  now time the import: rhizome --home {0}/dest init --name dest --no-passphrase && /usr/bin/time -v rhizome --home {0}/dest import {0}/full.bundle", dir.display());
+    }
+    Ok(())
+}
+
+/// `signatures` event signatures by `authors` authors, in runs of one author (as in a bundle).
+fn signed(authors: usize, signatures: usize) -> Vec<(PublicKey, [u8; 49], Signature)> {
+    let per = signatures.div_ceil(authors.max(1)).max(1);
+    (0..signatures)
+        .map(|i| {
+            let mut seed = [0x77u8; 32];
+            seed[..8].copy_from_slice(&((i / per) as u64).to_le_bytes());
+            let key = SecretKey::from_seed(&seed);
+            let msg = signing_message(&rhizome_core::Hash::digest(&(i as u64).to_le_bytes()));
+            (key.public_key(), msg, key.sign(&msg))
+        })
+        .collect()
+}
+
+/// µs per item of `keys::verify_batch_tuned` over `set` (best of 3), checking every answer.
+fn us_per_item(set: &[(PublicKey, [u8; 49], Signature)], table_min_items: usize) -> Result<f64> {
+    let items: Vec<(PublicKey, &[u8], Signature)> =
+        set.iter().map(|(k, m, s)| (*k, &m[..], *s)).collect();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = keys::verify_batch_tuned(&items, table_min_items);
+        let us = t.elapsed().as_secs_f64() * 1e6 / items.len().max(1) as f64;
+        anyhow::ensure!(
+            out.iter().all(Result::is_ok),
+            "a valid signature was refused"
+        );
+        best = best.min(us);
+    }
+    Ok(best)
+}
+
+/// `bench verify`: the figures behind `keys::TABLE_MIN_ITEMS`, on one core.
+fn verify(signatures: usize, json: bool) -> Result<()> {
+    let n = signatures.max(64);
+    // One author: every signature under the same key.
+    let one = signed(1, n);
+    let single = us_per_item(&one, usize::MAX)?;
+    let table = us_per_item(&one, 1)?;
+    // One signature per author: the cost of preparing a key, without a table and with one.
+    let keys_n = (n / 16).max(16);
+    let many = signed(keys_n, keys_n);
+    let key_single = us_per_item(&many, usize::MAX)? - single;
+    let key_table = us_per_item(&many, 1)? - table;
+    // Runs of g signatures per author: where the table starts to pay.
+    let mut runs = Vec::new();
+    for g in [16usize, 32, 48, 64, 80, 96, 128, 192, 256] {
+        let set = signed(n / g, (n / g) * g);
+        runs.push((g, us_per_item(&set, usize::MAX)?, us_per_item(&set, 1)?));
+    }
+    let break_even = runs.iter().find(|(_, s, t)| t < s).map(|(g, ..)| *g);
+    if json {
+        say!(
+            "{}",
+            json!({"bench": "verify", "signatures": n, "single_us": single, "table_us": table,
+                   "key_prepare_single_us": key_single, "key_prepare_table_us": key_table,
+                   "table_min_items": keys::TABLE_MIN_ITEMS,
+                   "break_even_items": break_even,
+                   "runs": runs.iter().map(|(g, s, t)| json!({"items_per_author": g, "single_us": s, "table_us": t})).collect::<Vec<_>>()})
+        );
+    } else {
+        say!("verify: strict Ed25519, {n} signatures per figure, one core, best of 3");
+        say!("  verify_strict, decoded key reused     {single:>7.1} µs per signature");
+        say!("  fixed-base table of the key           {table:>7.1} µs per signature");
+        say!("  preparing a key: decode and check     {key_single:>7.1} µs");
+        say!("  preparing a key: the same + table     {key_table:>7.0} µs");
+        say!("  items per author    single µs/sig   table µs/sig (table built in the call)");
+        for (g, s, t) in &runs {
+            say!("  {g:>15}    {s:>13.1}   {t:>12.1}");
+        }
+        match break_even {
+            Some(g) => say!(
+                "  the table pays from about {g} items per author (threshold in use: {})",
+                keys::TABLE_MIN_ITEMS
+            ),
+            None => say!("  the table did not pay at any group size measured"),
+        }
     }
     Ok(())
 }

@@ -493,6 +493,16 @@ EXAMPLES:\n  rhizome bench bundle --events 1000000 --feeds 1000 --dir /tmp/rb"
     /// Cost of the passphrase KDF (Argon2id) with the default parameters
     #[command(after_help = "EXAMPLES:\n  rhizome bench kdf")]
     Kdf,
+    /// Strict signature verification on one core: single path, per-author table path, the
+    /// table's cost and the group size from which it pays
+    #[command(
+        after_help = "EXAMPLES:\n  rhizome bench verify\n  rhizome bench verify --signatures 8192 --json"
+    )]
+    Verify {
+        /// Signatures per measurement
+        #[arg(long, default_value_t = 4096)]
+        signatures: usize,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -229,14 +229,18 @@ impl<'h> Opener<'h> {
         }
     }
 
-    fn open(&mut self, file: &Path) -> Result<(Box<dyn std::io::BufRead>, u64)> {
+    fn open(&mut self, file: &Path) -> Result<(Box<dyn std::io::BufRead + Send>, u64)> {
         self.open_layers(file).map(|(r, len, _)| (r, len))
     }
 
     fn open_layers(
         &mut self,
         file: &Path,
-    ) -> Result<(Box<dyn std::io::BufRead>, u64, rhizome_sync::codec::Layers)> {
+    ) -> Result<(
+        Box<dyn std::io::BufRead + Send>,
+        u64,
+        rhizome_sync::codec::Layers,
+    )> {
         let (mut raw, len) = open_raw(file)?;
         let head = std::io::BufRead::fill_buf(&mut raw)?;
         let encrypted = head.starts_with(rhizome_sync::codec::AGE_MAGIC)

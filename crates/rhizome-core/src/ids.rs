@@ -50,7 +50,21 @@ pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// The value of each lowercase hex digit; 0xff for every other byte.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Decodes exactly `N` bytes from lowercase hex (uppercase is refused: one spelling per id).
+///
+/// A table lookup per digit, the validity of all digits checked once at the end: ids are
+/// decoded on every line of every bundle (five per event).
 pub fn decode_hex<const N: usize>(s: &str) -> Result<[u8; N], IdError> {
     if s.len() != N * 2 {
         return Err(IdError::Length {
@@ -58,14 +72,16 @@ pub fn decode_hex<const N: usize>(s: &str) -> Result<[u8; N], IdError> {
             found: s.len(),
         });
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        _ => Err(IdError::NotHex),
-    };
     let mut out = [0u8; N];
+    // Valid digits are below 16; any other byte maps to 0xff and sets the high bits here.
+    let mut seen = 0u8;
     for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        *o = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        let (hi, lo) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+        seen |= hi | lo;
+        *o = (hi << 4) | lo;
+    }
+    if seen >= 16 {
+        return Err(IdError::NotHex);
     }
     Ok(out)
 }
@@ -248,6 +264,40 @@ mod tests {
             Err(IdError::NotHex)
         );
         assert!(matches!("ab".parse::<Hash>(), Err(IdError::Length { .. })));
+    }
+
+    #[test]
+    fn hex_decoding_accepts_exactly_lowercase_digits() {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                // Only ASCII makes a &str of two bytes; the others come in as multi-byte text.
+                let text: String = [a, b].iter().map(|&c| char::from(c)).collect();
+                let want = match (digit(a), digit(b)) {
+                    (Some(h), Some(l)) => Ok([(h << 4) | l]),
+                    _ if text.len() != 2 => Err(IdError::Length {
+                        expected: 2,
+                        found: text.len(),
+                    }),
+                    _ => Err(IdError::NotHex),
+                };
+                assert_eq!(decode_hex::<1>(&text), want, "{a:#04x} {b:#04x}");
+                // And at every position of a longer id.
+                if let Ok(ok) = want {
+                    let mut long = "00".repeat(31);
+                    long.insert_str(2 * usize::from(a % 32), &text);
+                    let mut bytes = [0u8; 32];
+                    bytes[usize::from(a % 32)] = ok[0];
+                    assert_eq!(decode_hex::<32>(&long), Ok(bytes));
+                }
+            }
+        }
+        assert_eq!(decode_hex::<2>("0g00"), Err(IdError::NotHex));
+        assert_eq!(decode_hex::<2>("000G"), Err(IdError::NotHex));
     }
 
     #[test]

@@ -4,10 +4,20 @@
 //! order, so a weak key never enters the system. Verification (single and batch) rejects
 //! non-canonical `S`, non-canonical or small-order `R`, and agrees with ed25519-dalek's
 //! `verify_strict` on every vector in `shared/vectors/ed25519`, in single and batch form.
+//!
+//! [`verify_batch`] gives every item exactly the answer of `verify_strict`, one signature at a
+//! time (no batch equation). What it shares between items is work on the key: an author with
+//! many items in the call gets a fixed-base table of `-A`, which makes the equation two table
+//! lookups-and-adds instead of a long double-and-add chain (see [`verify_batch`]).
 
-use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
+use curve25519_dalek::traits::BasepointTable;
+use curve25519_dalek::Scalar;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha512};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -82,13 +92,18 @@ impl PublicKey {
         Self(bytes)
     }
 
-    /// The dalek key, re-checking encoding and order (one decompression).
-    fn dalek(&self) -> Result<VerifyingKey, KeyError> {
+    /// The point, re-checking encoding and order (one decompression).
+    fn point(&self) -> Result<EdwardsPoint, KeyError> {
         let point = is_canonical_point(&self.0).ok_or(KeyError::NonCanonicalKey)?;
         if point.is_small_order() {
             return Err(KeyError::SmallOrderKey);
         }
-        Ok(VerifyingKey::from(point))
+        Ok(point)
+    }
+
+    /// The dalek key, re-checking encoding and order (one decompression).
+    fn dalek(&self) -> Result<VerifyingKey, KeyError> {
+        self.point().map(VerifyingKey::from)
     }
 
     /// Strict verification of `sig` over `message` (`verify_strict` semantics; see the module
@@ -160,25 +175,113 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+/// Items of one author in a [`verify_batch`] call from which a table of its key is built.
+///
+/// Building the table costs about as much as 80 verifications save (measured by
+/// `rhizome bench verify`, see BENCHMARKS.md); below that, items go through `verify_strict`.
+pub const TABLE_MIN_ITEMS: usize = 80;
+
 /// Strict verification of many signatures: for each item, exactly the answer of
-/// [`PublicKey::verify`], with each author's decoded key reused across its items.
+/// [`PublicKey::verify`] (ed25519-dalek's `verify_strict`), with each author's decoded key
+/// reused across its items.
 ///
 /// This deliberately does not use ed25519-dalek's batch equation: it has no cofactor and
 /// derives its weights from the inputs, so a key holder can grind a signature whose R (or A)
 /// carries a small torsion component past the batch while `verify_strict` refuses it
 /// (`tests/vectors.rs` shows both). Excluding such items needs a subgroup check of R, which
-/// costs as much as verifying: measured here, single verification with cached keys is faster
-/// than batch + check (BENCHMARKS.md).
+/// costs as much as verifying.
+///
+/// What is shared instead is work on the key. `verify_strict` computes
+/// `R' = [k](-A) + [S]B` with one double-and-add chain per signature. For an author with at
+/// least [`TABLE_MIN_ITEMS`] items here, a fixed-base table of `-A` (30 KB, built once per call,
+/// dropped at its end) lets `R'` be computed as two fixed-base multiplications, `-A`'s and the
+/// base point's, which is exactly the same point: see [`verify_with_table`] for why the
+/// answer is the same for every input.
 pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<Result<(), KeyError>> {
-    let mut keys: std::collections::HashMap<PublicKey, Result<VerifyingKey, KeyError>> =
-        Default::default();
+    verify_batch_tuned(items, TABLE_MIN_ITEMS)
+}
+
+/// How one author's items are checked in a [`verify_batch`] call.
+enum Prepared {
+    /// Few items: `verify_strict` with the decoded key.
+    Single(VerifyingKey),
+    /// Many items: a fixed-base table of `-A`.
+    Table(Box<EdwardsBasepointTable>),
+    /// The key itself is refused; so is every item under it.
+    Refused(KeyError),
+}
+
+/// [`verify_batch`] with the table threshold as an argument: `usize::MAX` never builds a table,
+/// 1 always does. For tests and benchmarks, which must reach both paths; the answers are the
+/// same whatever the threshold.
+#[doc(hidden)]
+pub fn verify_batch_tuned(
+    items: &[(PublicKey, &[u8], Signature)],
+    table_min_items: usize,
+) -> Vec<Result<(), KeyError>> {
+    let mut counts: HashMap<PublicKey, usize> = HashMap::new();
+    for (key, _, _) in items {
+        *counts.entry(*key).or_default() += 1;
+    }
+    let mut prepared: HashMap<PublicKey, Prepared> = HashMap::with_capacity(counts.len());
     items
         .iter()
         .map(|(key, msg, sig)| {
-            let vk = keys.entry(*key).or_insert_with(|| key.dalek());
-            verify_with(vk.as_ref().map_err(Clone::clone)?, msg, sig)
+            let p = prepared.entry(*key).or_insert_with(|| match key.point() {
+                Err(e) => Prepared::Refused(e),
+                Ok(a) if counts.get(key).copied().unwrap_or(0) >= table_min_items => {
+                    Prepared::Table(Box::new(EdwardsBasepointTable::create(&-a)))
+                }
+                Ok(a) => Prepared::Single(VerifyingKey::from(a)),
+            });
+            match p {
+                Prepared::Single(vk) => verify_with(vk, msg, sig),
+                Prepared::Table(neg_a) => verify_with_table(neg_a, key, msg, sig),
+                Prepared::Refused(e) => Err(e.clone()),
+            }
         })
         .collect()
+}
+
+/// `verify_strict` for a key whose point `A` is canonical and not of small order (checked when
+/// `neg_a`, the table of `-A`, was built), computed with fixed-base tables.
+///
+/// `verify_strict` accepts exactly when: S < L; R decodes to a point; neither R nor A has small
+/// order; and the encoding of `R' = [k](-A) + [S]B` equals the 32 bytes of R, with
+/// `k = SHA-512(R || A || M) mod L` (R and A as the signature and the key encode them). Here:
+/// - S < L is the same check (`from_canonical_bytes`), so `S` is the same integer;
+/// - `k` is the same hash of the same bytes reduced the same way, so the same integer (A's
+///   bytes are the key's, which are canonical: the encoding `verify_strict` hashes);
+/// - `R'` is the same point: table multiplication is exact group arithmetic for any point,
+///   including one with a torsion component, and any scalar below 2^255 (both are below L), so
+///   `[k](-A) + [S]B` does not depend on how it is computed;
+/// - the encodings are compared as before. When they are equal, R is the canonical encoding of
+///   `R'`, so R decodes, to `R'`, and "R has small order" is "`R'` has small order", which is
+///   checked. When they differ, `verify_strict` refuses too (whether or not R decodes, and a
+///   non-canonical R never equals an encoding made by `compress`).
+fn verify_with_table(
+    neg_a: &EdwardsBasepointTable,
+    key: &PublicKey,
+    message: &[u8],
+    sig: &Signature,
+) -> Result<(), KeyError> {
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&sig.0[..32]);
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&sig.0[32..]);
+    let s =
+        Option::<Scalar>::from(Scalar::from_canonical_bytes(s)).ok_or(KeyError::BadSignature)?;
+    let mut h = Sha512::new();
+    h.update(r);
+    h.update(key.as_bytes());
+    h.update(message);
+    let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
+    let expected = neg_a * &k + ED25519_BASEPOINT_TABLE * &s;
+    if expected.compress().as_bytes() == &r && !expected.is_small_order() {
+        Ok(())
+    } else {
+        Err(KeyError::BadSignature)
+    }
 }
 
 impl FromStr for PublicKey {

@@ -253,6 +253,14 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Sets this connection's page cache to `kib` KiB (64 MiB by default): for connections that
+    /// only scan, where a page is read once and a large cache would only hold memory.
+    pub fn set_cache_kib(&self, kib: u32) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))
+            .map_err(|e| classify(&self.path, e))
+    }
+
     fn configure(&mut self) -> rusqlite::Result<()> {
         self.conn.busy_timeout(Duration::from_secs(30))?;
         // Views and sync use a few dozen distinct statements; the default cache holds 16.

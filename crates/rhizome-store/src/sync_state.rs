@@ -567,20 +567,21 @@ impl SqliteStore {
         events: &[VerifiedEvent],
         carrier: Option<&InstanceId>,
     ) -> Result<BatchResult> {
+        let mut tx = self.begin_import(carrier)?;
+        let result = tx.add(events)?;
+        tx.commit()?;
+        Ok(result)
+    }
+
+    /// Opens one write transaction for many import batches (see [`ImportTx`]).
+    pub fn begin_import(&mut self, carrier: Option<&InstanceId>) -> Result<ImportTx<'_>> {
         let path = self.path.clone();
-        let tx = self.write_tx()?;
-        let outcomes = append_in(&tx, &path, events)?;
-        let mut touched = std::collections::BTreeSet::new();
-        for (ev, outcome) in events.iter().zip(&outcomes) {
-            touched.insert(ev.header.author);
-            record_side_effects(&tx, ev, outcome, carrier)?;
-        }
-        let mut promoted = 0;
-        for author in touched {
-            promoted += promote_pending(&tx, &path, &author, carrier)?;
-        }
-        tx.commit().map_err(|e| classify(&path, e))?;
-        Ok(BatchResult { outcomes, promoted })
+        Ok(ImportTx {
+            tx: self.write_tx()?,
+            path,
+            carrier: carrier.copied(),
+            events: 0,
+        })
     }
 
     /// Events waiting for their predecessors.
@@ -748,6 +749,52 @@ impl SqliteStore {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+/// One write transaction that takes import batches one after another, each applied exactly as
+/// [`SqliteStore::import_batch`] applies it; nothing is durable until [`ImportTx::commit`], and
+/// dropping it rolls everything back.
+///
+/// Why: a bundle sorted by author inserts into the hash index and the timeline at random
+/// places, so each commit rewrites most of their pages (to the WAL, then to the database). A
+/// commit every 4,096 events wrote about 8 KiB per event; committing tens of thousands at once
+/// writes each such page once for many events (BENCHMARKS.md, B6).
+pub struct ImportTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: std::path::PathBuf,
+    carrier: Option<InstanceId>,
+    events: usize,
+}
+
+impl ImportTx<'_> {
+    /// Applies one batch: appends the events that extend their feeds, parks those whose
+    /// predecessors are missing, keeps fork evidence, then lets parked events whose gap has
+    /// filled join their feeds.
+    pub fn add(&mut self, events: &[VerifiedEvent]) -> Result<BatchResult> {
+        let (tx, path, carrier) = (&self.tx, &self.path, self.carrier.as_ref());
+        let outcomes = append_in(tx, path, events)?;
+        let mut touched = std::collections::BTreeSet::new();
+        for (ev, outcome) in events.iter().zip(&outcomes) {
+            touched.insert(ev.header.author);
+            record_side_effects(tx, ev, outcome, carrier)?;
+        }
+        let mut promoted = 0;
+        for author in touched {
+            promoted += promote_pending(tx, path, &author, carrier)?;
+        }
+        self.events += events.len();
+        Ok(BatchResult { outcomes, promoted })
+    }
+
+    /// Events given to [`ImportTx::add`] so far.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    /// Commits everything added: durable once this returns.
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit().map_err(|e| classify(&self.path, e))
     }
 }
 

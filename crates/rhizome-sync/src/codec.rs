@@ -42,11 +42,12 @@ pub type Keys<'k> = dyn FnMut(bool) -> io::Result<Vec<Box<dyn age::Identity>>> +
 
 /// Unwraps `input`: decrypts it if it is an age file, then decompresses it if it is zstd.
 /// `file_len` (the file size, when known) bounds the decompressed size.
-pub fn decode<'a, R: BufRead + 'a>(
+/// The reader is `Send`, so that an import can read on its own thread.
+pub fn decode<'a, R: BufRead + Send + 'a>(
     mut input: R,
     file_len: Option<u64>,
     keys: &mut Keys<'_>,
-) -> io::Result<(Box<dyn BufRead + 'a>, Layers)> {
+) -> io::Result<(Box<dyn BufRead + Send + 'a>, Layers)> {
     let head = input.fill_buf()?;
     if !(head.starts_with(AGE_MAGIC) || head.trim_ascii_start().starts_with(AGE_ARMOR)) {
         return decompress(input, file_len, false);
@@ -56,10 +57,10 @@ pub fn decode<'a, R: BufRead + 'a>(
 }
 
 /// Opens an age file (binary or armored) with the identities `keys` gives.
-pub fn decrypt<'a, R: BufRead + 'a>(
+pub fn decrypt<'a, R: BufRead + Send + 'a>(
     mut input: R,
     keys: &mut Keys<'_>,
-) -> io::Result<Box<dyn Read + 'a>> {
+) -> io::Result<Box<dyn Read + Send + 'a>> {
     // Whitespace may surround an armored file (not a binary one).
     if skip_whitespace(&mut input)? > 0 && !input.fill_buf()?.starts_with(AGE_ARMOR) {
         return Err(io::Error::new(
@@ -183,11 +184,11 @@ impl<R: Read> Read for StanzaCheck<R> {
     }
 }
 
-fn decompress<'a, R: BufRead + 'a>(
+fn decompress<'a, R: BufRead + Send + 'a>(
     mut input: R,
     file_len: Option<u64>,
     encrypted: bool,
-) -> io::Result<(Box<dyn BufRead + 'a>, Layers)> {
+) -> io::Result<(Box<dyn BufRead + Send + 'a>, Layers)> {
     let head = input.fill_buf()?;
     if head.len() < 4 || head[..4] != ZSTD_MAGIC {
         let layers = Layers {

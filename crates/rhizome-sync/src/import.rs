@@ -1,26 +1,66 @@
 //! Import: read a bundle as a stream, verify everything, store what is new, and say exactly
-//! what happened. Never holds the whole bundle in memory; each batch is its own durable
-//! transaction, so an interrupted import re-run ends where one clean run would.
+//! what happened. Never holds the whole bundle in memory; each committed transaction is
+//! durable, so an interrupted import re-run ends where one clean run would.
+//!
+//! The import is a pipeline of threads, so that both cores stay busy:
+//!
+//! - a **reader** reads lines (hashing every byte for the trailer), finds the trailer, and cuts
+//!   the event lines into chunks of up to [`CHUNK_LINES`];
+//! - **workers** (one per core) take chunks in turn and do all the work a line needs alone:
+//!   recognise duplicates from a borrowed reading of the header and its recomputed hash (no
+//!   signature work), parse the others strictly, check hashes, and verify signatures
+//!   (`event::verify_batch`, which shares each author's key work within the chunk);
+//! - the **calling thread** takes the results back in line order, keeps the report, and hands
+//!   verified events to
+//! - one **writer**, which owns the store and applies them (`ImportTx`), committing every
+//!   [`TX_EVENTS`] events or [`TX_MAX_OPEN`].
+//!
+//! Chunks in flight are bounded (a few per worker, and [`WRITER_QUEUE`]), so memory does not
+//! grow with the bundle.
 
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
-use std::time::Instant;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rhizome_core::bundle::{BundleError, Exporter, Manifest, Trailer};
 use rhizome_core::canonical::parse_strict;
 use rhizome_core::event::{verify_batch, EventError};
-use rhizome_core::{Event, Hash, PublicKey, VerifiedEvent};
+use rhizome_core::{Event, Hash, Header, PublicKey, VerifiedEvent};
 use rhizome_store::sync_state::{Direction, Trust};
 use rhizome_store::{Outcome, SqliteStore, Store, StoreError};
 
 use crate::lines::{Line, LineReader};
 
 pub use rhizome_core::bundle::MAX_LINE;
-/// Events verified and committed together.
+/// Events verified together when a bundle is only checked (`check_bundle`).
 const BATCH: usize = 4096;
+/// Most event lines per chunk of work. Large enough that most authors' runs in a chunk pay for
+/// a verification table (`keys::TABLE_MIN_ITEMS`), small enough to bound memory.
+const CHUNK_LINES: usize = 2048;
+/// Most bytes of lines per chunk (one line may still be up to [`MAX_LINE`]).
+const CHUNK_BYTES: usize = 2 << 20;
+/// Verified chunks queued for the writer.
+const WRITER_QUEUE: usize = 8;
+/// Events per writer transaction. Committing writes every page the transaction touched (to
+/// the WAL, then the database), and a bundle sorted by author touches hash-index and timeline
+/// pages at random, so small transactions rewrite the same pages again and again. Measured on
+/// 1,000,000 events, the writer alone: ~50 µs per event committing every 4,096 events, ~14 µs
+/// every 65,536, ~10 µs every 262,144 (BENCHMARKS.md, B6). Memory does not grow with it: SQLite
+/// spills dirty pages beyond its cache to the WAL.
+const TX_EVENTS: usize = 262_144;
+/// Longest a writer transaction stays open (it then commits after the chunk in hand), so that
+/// a slow source never keeps other writers (a `post` meanwhile) waiting long, and an import
+/// killed part way loses at most this much work.
+const TX_MAX_OPEN: Duration = Duration::from_secs(5);
+/// Most worker threads (one per core up to this).
+const MAX_WORKERS: usize = 16;
+/// Page cache of each worker's read connection: duplicate lookups read each page once.
+const WORKER_CACHE_KIB: u32 = 2048;
 
 /// Why a whole bundle was refused (nothing stored).
 #[derive(Debug, thiserror::Error)]
@@ -124,8 +164,8 @@ pub struct ImportOptions {
 /// A parsed event line, before signatures are checked. Readers decide which line is the
 /// trailer (`Trailer::detect`) before parsing event lines.
 enum Parsed {
-    /// Line number, the event, and its header hash recomputed from the line.
-    Event(u64, Box<Event>, Hash),
+    /// Line number and the event.
+    Event(u64, Box<Event>),
     Refused(u64, String),
 }
 
@@ -133,10 +173,7 @@ fn parse_event_line(n: u64, bytes: &[u8]) -> Parsed {
     match parse_strict(bytes) {
         Err(e) => Parsed::Refused(n, EventError::Json(e).to_string()),
         Ok(Value::Object(m)) => match Event::from_map(m) {
-            Ok(e) => {
-                let computed = e.header.hash();
-                Parsed::Event(n, Box::new(e), computed)
-            }
+            Ok(e) => Parsed::Event(n, Box::new(e)),
             Err(e) => Parsed::Refused(n, e.to_string()),
         },
         Ok(_) => Parsed::Refused(n, EventError::NotAnObject.to_string()),
@@ -154,42 +191,372 @@ struct Written {
     promoted: u64,
 }
 
-/// Per-feed tally against the manifest's ranges.
-#[derive(Default)]
-struct Seen {
-    count: u64,
+/// A line as the reader hands it to a worker.
+enum RawLine {
+    /// An event line (or what should be one): its number, bytes, and whether a newline ended it.
+    Text(u64, Vec<u8>, bool),
+    /// A line longer than [`MAX_LINE`]: its number and length.
+    TooLong(u64, u64),
 }
 
-/// Stored hashes of the feed being read, to recognise duplicates without verifying them.
-struct DupCache {
-    author: Option<PublicKey>,
-    hashes: BTreeMap<u64, Hash>,
-}
-
-impl DupCache {
-    /// True when the store holds, at `author`/`seq`, the event whose header hashes to
-    /// `computed`, and the line claims that same hash.
-    fn is_duplicate(
-        &mut self,
-        store: &SqliteStore,
-        manifest: &Manifest,
-        (author, seq, computed, claimed): (PublicKey, u64, Hash, Hash),
-    ) -> Result<bool, StoreError> {
-        if self.author != Some(author) {
-            let (from, to) = manifest
-                .feeds
-                .iter()
-                .find(|f| f.author == author)
-                .map_or((seq, seq), |f| (f.from, f.to));
-            self.hashes = store
-                .stored_hashes(&author, from.min(seq), to.max(seq))?
-                .into_iter()
-                .collect();
-            self.author = Some(author);
+impl RawLine {
+    /// The author's key as written at the start of a canonical event line (`{"author":"…`),
+    /// unparsed. Only a hint for cutting chunks: lines are parsed for real by the workers.
+    fn author(&self) -> Option<[u8; 64]> {
+        match self {
+            RawLine::Text(_, bytes, _) => bytes
+                .strip_prefix(b"{\"author\":\"")
+                .and_then(|rest| rest.get(..64))
+                .and_then(|hex| hex.try_into().ok()),
+            RawLine::TooLong(..) => None,
         }
-        // A duplicate is confirmed by the hash recomputed from the line, never by its claim.
-        Ok(self.hashes.get(&seq) == Some(&computed) && claimed == computed)
     }
+}
+
+/// A chunk of lines for a worker, and where to send what became of them.
+struct Job {
+    lines: Vec<RawLine>,
+    /// Bytes read up to the end of this chunk (for the progress bar).
+    bytes: u64,
+    done: SyncSender<Result<Done, StoreError>>,
+}
+
+/// What became of a chunk's lines, in line order.
+struct Done {
+    lines: Vec<Fate>,
+    bytes: u64,
+}
+
+/// What became of one line.
+// Most lines of a chunk are `Verified`: boxing it would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
+enum Fate {
+    /// Already stored (the same header hash at the same place): counted, not verified.
+    Duplicate(PublicKey),
+    /// Verified: for the writer.
+    Verified(VerifiedEvent),
+    /// An event of this author that failed verification (line, reason).
+    Invalid(PublicKey, u64, String),
+    /// Refused before it was an event (line, reason).
+    Refused(u64, String),
+    /// An event of a blocked author: dropped.
+    Blocked,
+    /// A cut last line that does not parse: the truncation itself, not a bad event.
+    Cut,
+}
+
+/// How the reader ended.
+struct ReadEnd {
+    /// Line number, parsed trailer, and SHA-256 of everything before it.
+    trailer: Option<(u64, Value, [u8; 32])>,
+    /// Something other than whitespace came after the trailer.
+    after_trailer: bool,
+    /// Reading failed part way.
+    unreadable: Option<String>,
+    /// Bytes read.
+    bytes: u64,
+}
+
+/// Stored hashes of the (author, seq) places some lines claim, read with one range query per
+/// author: to recognise duplicates without verifying them.
+struct Stored(HashMap<(PublicKey, u64), Hash>);
+
+impl Stored {
+    fn load(
+        store: &SqliteStore,
+        places: impl Iterator<Item = (PublicKey, u64)>,
+    ) -> Result<Self, StoreError> {
+        let mut ranges: BTreeMap<PublicKey, (u64, u64)> = BTreeMap::new();
+        for (author, seq) in places {
+            let r = ranges.entry(author).or_insert((seq, seq));
+            r.0 = r.0.min(seq);
+            r.1 = r.1.max(seq);
+        }
+        let mut map = HashMap::new();
+        for (author, (from, to)) in ranges {
+            for (seq, hash) in store.stored_hashes(&author, from, to)? {
+                map.insert((author, seq), hash);
+            }
+        }
+        Ok(Self(map))
+    }
+
+    /// True when the store holds, at the header's author and seq, an event with the hash the
+    /// line claims, and the header really hashes to it: a duplicate is confirmed by the hash
+    /// recomputed from the line, never by its claim. (Hashed only when the claim matches.)
+    fn is_duplicate(&self, header: &Header, claimed: &Hash) -> bool {
+        self.0.get(&(header.author, header.seq.get())) == Some(claimed) && header.hash() == *claimed
+    }
+}
+
+/// The order in which a worker tries the two readings of a line. Both orders give every line
+/// the same fate (see [`work`]); which one is cheaper depends on how many lines are duplicates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// The quick header reading first: a duplicate costs one borrowed parse and one hash, and
+    /// a new event pays for the quick reading on top of the full one. For re-imports.
+    QuickFirst,
+    /// The full strict parse first, the quick reading only for lines it refuses. For new events.
+    FullFirst,
+}
+
+/// The quick header reading of a line, unless its author is blocked here.
+fn quick_unblocked(bytes: &[u8], blocked: &BTreeSet<PublicKey>) -> Option<(Header, Hash)> {
+    quick_header(bytes).filter(|(h, _)| !blocked.contains(&h.author))
+}
+
+/// A line the full parse refused, in full-first order: its duplicate check is still to come.
+struct RefusedLine {
+    /// Index in the chunk's fates.
+    i: usize,
+    /// Line number.
+    n: u64,
+    /// Why the full parse refused it.
+    reason: String,
+    /// False for a cut last line.
+    terminated: bool,
+    /// Its quick header reading, if that applies.
+    quick: Option<(Header, Hash)>,
+}
+
+/// A worker's work on one chunk: every line's fate, in line order.
+///
+/// The fate of a line, whatever `order`:
+/// 1. longer than [`MAX_LINE`]: refused;
+/// 2. its header (read quickly, payload skipped, or fully) is that of an event stored at the
+///    same author and seq, recomputed hash equal to the claimed one, author not blocked:
+///    duplicate, not verified (even if the full parse would refuse the line);
+/// 3. the full strict parse refuses it: refused, or nothing if it is a cut last line;
+/// 4. seq beyond the store's limit: refused; author blocked: dropped;
+/// 5. otherwise verified: valid for the writer, or refused (invalid).
+///
+/// The two orders agree on 2: when both readings of a line succeed they give the same header
+/// and claimed hash (the quick one only succeeds on lines without escapes in those fields, and
+/// both read the same integers), and when only one succeeds, that one decides.
+fn work(
+    store: &SqliteStore,
+    blocked: &BTreeSet<PublicKey>,
+    lines: Vec<RawLine>,
+    order: Order,
+) -> Result<Vec<Fate>, StoreError> {
+    let quick: Vec<Option<(Header, Hash)>> = lines
+        .iter()
+        .map(|l| match l {
+            RawLine::Text(_, bytes, _) if order == Order::QuickFirst => {
+                quick_unblocked(bytes, blocked)
+            }
+            _ => None,
+        })
+        .collect();
+    let places = quick.iter().flatten().map(|(h, _)| (h.author, h.seq.get()));
+    let stored = Stored::load(store, places)?;
+    let mut fates: Vec<Option<Fate>> = Vec::with_capacity(lines.len());
+    // Still to check for duplicates, each as (index in `fates`, line number, ...): events (the
+    // quick reading was not tried or did not apply), and lines the full parse refused, with
+    // their quick reading (full-first order only).
+    let mut unchecked: Vec<(usize, u64, Event)> = Vec::with_capacity(lines.len());
+    let mut refused: Vec<RefusedLine> = Vec::new();
+    let mut to_verify: Vec<(usize, u64, Event)> = Vec::with_capacity(lines.len());
+    for (line, q) in lines.into_iter().zip(quick) {
+        let i = fates.len();
+        let (n, bytes, terminated) = match line {
+            RawLine::TooLong(n, len) => {
+                let why = format!("line of {len} bytes is longer than the {MAX_LINE}-byte limit");
+                fates.push(Some(Fate::Refused(n, why)));
+                continue;
+            }
+            RawLine::Text(n, bytes, terminated) => (n, bytes, terminated),
+        };
+        if let Some((header, claimed)) = &q {
+            if stored.is_duplicate(header, claimed) {
+                fates.push(Some(Fate::Duplicate(header.author)));
+                continue;
+            }
+        }
+        fates.push(match parse_event_line(n, &bytes) {
+            Parsed::Refused(n, reason) if order == Order::FullFirst => {
+                let quick = quick_unblocked(&bytes, blocked);
+                refused.push(RefusedLine {
+                    i,
+                    n,
+                    reason,
+                    terminated,
+                    quick,
+                });
+                None
+            }
+            Parsed::Refused(..) if !terminated => Some(Fate::Cut),
+            Parsed::Refused(n, reason) => Some(Fate::Refused(n, reason)),
+            Parsed::Event(n, ev) if ev.header.seq.get() > rhizome_store::SEQ_LIMIT => {
+                let why = format!(
+                    "field `seq`: {} is beyond this store's limit of 2^32-1",
+                    ev.header.seq
+                );
+                Some(Fate::Refused(n, why))
+            }
+            Parsed::Event(_, ev) if blocked.contains(&ev.header.author) => Some(Fate::Blocked),
+            Parsed::Event(n, ev) => {
+                if q.is_some() {
+                    to_verify.push((i, n, *ev)); // checked above: not stored
+                } else {
+                    unchecked.push((i, n, *ev));
+                }
+                None
+            }
+        });
+    }
+    // One lookup for both (none at all when neither has any).
+    let events = unchecked
+        .iter()
+        .map(|(_, _, ev)| (ev.header.author, ev.header.seq.get()));
+    let lines = refused.iter().flat_map(|r| &r.quick);
+    let lines = lines.map(|(h, _)| (h.author, h.seq.get()));
+    let stored = Stored::load(store, events.chain(lines))?;
+    for (i, n, ev) in unchecked {
+        if stored.is_duplicate(&ev.header, &ev.hash) {
+            fates[i] = Some(Fate::Duplicate(ev.header.author));
+        } else {
+            to_verify.push((i, n, ev));
+        }
+    }
+    for r in refused {
+        fates[r.i] = Some(match r.quick {
+            Some((h, claimed)) if stored.is_duplicate(&h, &claimed) => Fate::Duplicate(h.author),
+            _ if !r.terminated => Fate::Cut,
+            _ => Fate::Refused(r.n, r.reason),
+        });
+    }
+    // Signatures: one call for the chunk, so each author's key work is shared.
+    to_verify.sort_unstable_by_key(|(i, ..)| *i);
+    let places: Vec<(usize, u64)> = to_verify.iter().map(|(i, n, _)| (*i, *n)).collect();
+    let events: Vec<Event> = to_verify.into_iter().map(|(_, _, ev)| ev).collect();
+    for ((i, n), result) in places.into_iter().zip(verify_batch(events)) {
+        fates[i] = Some(match result {
+            Ok(ev) => Fate::Verified(ev),
+            Err(rej) => Fate::Invalid(rej.event.header.author, n, rej.error.to_string()),
+        });
+    }
+    // Every slot was filled above; an empty one would be a bug, reported as a refusal.
+    Ok(fates
+        .into_iter()
+        .map(|f| f.unwrap_or_else(|| Fate::Refused(0, "internal: line lost".into())))
+        .collect())
+}
+
+/// The reader thread: lines into chunks for the workers, in order, until the end of the
+/// stream; the trailer is kept aside, and what follows it only checked for being blank.
+fn read_lines<R: BufRead>(
+    reader: &mut LineReader<R>,
+    jobs: &SyncSender<Job>,
+    order: &SyncSender<Receiver<Result<Done, StoreError>>>,
+) -> ReadEnd {
+    let mut end = ReadEnd {
+        trailer: None,
+        after_trailer: false,
+        unreadable: None,
+        bytes: 0,
+    };
+    let mut line_no = 1u64;
+    let mut ended = false;
+    // A line read but left for the next chunk (it starts a new author's run).
+    let mut carry: Option<RawLine> = None;
+    while !ended {
+        let mut lines: Vec<RawLine> = carry.take().into_iter().collect();
+        let mut size = 0;
+        let mut author: Option<[u8; 64]> = lines.first().and_then(RawLine::author);
+        while lines.len() < CHUNK_LINES && size < CHUNK_BYTES {
+            let line = reader.next_line().unwrap_or_else(|e| {
+                end.unreadable = Some(e.to_string());
+                Line::End
+            });
+            match line {
+                Line::End => {
+                    ended = true;
+                    break;
+                }
+                Line::TooLong { len } => {
+                    line_no += 1;
+                    if end.trailer.is_some() {
+                        end.after_trailer = true;
+                    } else {
+                        lines.push(RawLine::TooLong(line_no, len));
+                    }
+                }
+                Line::Text { bytes, terminated } => {
+                    line_no += 1;
+                    if end.trailer.is_some() {
+                        end.after_trailer |= !bytes.iter().all(u8::is_ascii_whitespace);
+                    } else if let Some(v) = Trailer::detect(&bytes) {
+                        end.trailer = Some((line_no, v, reader.digest_before_last_line()));
+                    } else {
+                        size += bytes.len();
+                        let line = RawLine::Text(line_no, bytes, terminated);
+                        // Past half a chunk, a new author starts the next chunk, so that an
+                        // author's run is seldom split (each piece builds its own key table).
+                        let next = line.author();
+                        if lines.len() >= CHUNK_LINES / 2 && next.is_some() && next != author {
+                            carry = Some(line);
+                            break;
+                        }
+                        author = next.or(author);
+                        lines.push(line);
+                    }
+                }
+            }
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        let (done, result) = mpsc::sync_channel(1);
+        let job = Job {
+            lines,
+            bytes: reader.bytes,
+            done,
+        };
+        // Either send fails only when the import stopped early (its error is reported).
+        if order.send(result).is_err() || jobs.send(job).is_err() {
+            break;
+        }
+    }
+    end.bytes = reader.bytes;
+    end
+}
+
+/// The writer thread: applies verified chunks in order, committing every [`TX_EVENTS`] events,
+/// after [`TX_MAX_OPEN`], and at the end.
+fn write_chunks(
+    store: &mut SqliteStore,
+    carrier: &rhizome_core::InstanceId,
+    chunks: &Receiver<Vec<VerifiedEvent>>,
+) -> Result<Written, StoreError> {
+    let mut w = Written::default();
+    // No transaction is open while waiting for the first chunk of the next one.
+    while let Ok(first) = chunks.recv() {
+        let opened = Instant::now();
+        let mut tx = store.begin_import(Some(carrier))?;
+        let mut next = Some(first);
+        while let Some(chunk) = next.take() {
+            let result = tx.add(&chunk)?;
+            w.promoted += result.promoted;
+            for o in &result.outcomes {
+                match o {
+                    Outcome::Inserted => w.new += 1,
+                    Outcome::Duplicate => w.duplicate += 1,
+                    Outcome::Filled => w.filled += 1,
+                    Outcome::Gap { .. } => w.pending += 1,
+                    Outcome::Fork { .. } | Outcome::PrevMismatch { .. } => w.forks += 1,
+                }
+            }
+            let open = opened.elapsed();
+            if tx.events() >= TX_EVENTS || open >= TX_MAX_OPEN {
+                break;
+            }
+            // Nothing within the time left (or no more chunks): commit now.
+            next = chunks.recv_timeout(TX_MAX_OPEN - open).ok();
+        }
+        tx.commit()?;
+    }
+    Ok(w)
 }
 
 /// The header fields of an event line, borrowed, the payload skipped: enough to recognise a
@@ -207,11 +574,11 @@ struct QuickHeader<'a> {
     hash: &'a str,
 }
 
-/// (author, seq, recomputed header hash, claimed hash) of a well-formed line, or `None` when
-/// the quick reading does not apply (the full strict parse then decides).
-fn quick_header(bytes: &[u8]) -> Option<(PublicKey, u64, Hash, Hash)> {
+/// The header of a well-formed line and the hash it claims, or `None` when the quick reading
+/// does not apply (the full strict parse then decides).
+fn quick_header(bytes: &[u8]) -> Option<(Header, Hash)> {
     let q: QuickHeader<'_> = serde_json::from_slice(bytes).ok()?;
-    let header = rhizome_core::Header {
+    let header = Header {
         author: PublicKey::from_bytes_unchecked(rhizome_core::ids::decode_hex(q.author).ok()?),
         seq: rhizome_core::Seq::new(q.seq).ok()?,
         prev: q.prev.map(str::parse).transpose().ok()?,
@@ -220,7 +587,7 @@ fn quick_header(bytes: &[u8]) -> Option<(PublicKey, u64, Hash, Hash)> {
         payload_hash: q.payload_hash.parse().ok()?,
         payload_size: q.payload_size,
     };
-    Some((header.author, q.seq, header.hash(), q.hash.parse().ok()?))
+    Some((header, q.hash.parse().ok()?))
 }
 
 /// Reads and verifies only the manifest line of a bundle.
@@ -232,8 +599,39 @@ pub fn read_manifest<R: BufRead>(input: R) -> Result<Manifest, ImportError> {
     }
 }
 
+/// A worker thread: takes chunks until there are none, and sends back each one's fates.
+fn run_worker(lookup: &SqliteStore, blocked: &BTreeSet<PublicKey>, jobs: &Mutex<Receiver<Job>>) {
+    let mut order = Order::QuickFirst;
+    loop {
+        // The lock is held only while waiting for the next job.
+        let job = match jobs.lock().map(|rx| rx.recv()) {
+            Ok(Ok(job)) => job,
+            _ => return,
+        };
+        let done = work(lookup, blocked, job.lines, order).map(|lines| Done {
+            lines,
+            bytes: job.bytes,
+        });
+        // Whichever order suits this chunk likely suits the next: bundles are re-imported
+        // whole or not at all, mostly.
+        if let Ok(d) = &done {
+            order = if d.lines.iter().any(|f| matches!(f, Fate::Duplicate(_))) {
+                Order::QuickFirst
+            } else {
+                Order::FullFirst
+            };
+        }
+        // The receiver is gone only when the import stopped early.
+        let _ = job.done.send(done);
+    }
+}
+
+fn panicked(who: &str) -> ImportError {
+    ImportError::Store(StoreError::Limit(format!("{who} thread panicked")))
+}
+
 /// Reads, verifies and stores a bundle. See the module docs.
-pub fn import_bundle<R: BufRead>(
+pub fn import_bundle<R: BufRead + Send>(
     store: &mut SqliteStore,
     input: R,
     opts: &ImportOptions,
@@ -280,173 +678,76 @@ pub fn import_bundle<R: BufRead>(
             report.refused.push(Refusal { line, reason });
         }
     };
-    let mut seen: BTreeMap<PublicKey, Seen> = BTreeMap::new();
-    let mut dups = DupCache {
-        author: None,
-        hashes: BTreeMap::new(),
-    };
-    let mut line_no = 1u64;
-    let mut unreadable: Option<String> = None;
-    let mut trailer: Option<(u64, Value, [u8; 32])> = None;
-    let mut after_trailer = false;
-    // One writer thread owns the store; reading, parsing and verifying go on meanwhile.
-    let reader_store = SqliteStore::open(store.path())?;
-    let (to_writer, batches) = std::sync::mpsc::sync_channel::<Vec<VerifiedEvent>>(2);
+    let mut seen: BTreeMap<PublicKey, u64> = BTreeMap::new();
+    // Each worker looks up duplicates through its own connection (opened here, so that a
+    // failure to open stops the import before anything is read).
+    let workers = rayon::current_num_threads().clamp(1, MAX_WORKERS);
+    let lookups = (0..workers)
+        .map(|_| {
+            let s = SqliteStore::open(store.path())?;
+            s.set_cache_kib(WORKER_CACHE_KIB)?;
+            Ok(s)
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // Chunks in flight: at most `workers` waiting for a worker, one per worker being worked on,
+    // `workers` done and waiting for their turn, the one the calling thread takes, and
+    // `WRITER_QUEUE` verified ones for the writer.
+    let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(workers);
+    let jobs_rx = Mutex::new(jobs_rx);
+    let (order_tx, order_rx) = mpsc::sync_channel(workers);
+    let (to_writer, chunks) = mpsc::sync_channel::<Vec<VerifiedEvent>>(WRITER_QUEUE);
     let writer_store = &mut *store;
-    let written = std::thread::scope(|scope| -> Result<Written, ImportError> {
-        let writer = scope.spawn(move || -> Result<Written, StoreError> {
-            let mut w = Written::default();
-            for batch in batches {
-                let result = writer_store.import_batch(&batch, Some(&carrier))?;
-                w.promoted += result.promoted;
-                for o in &result.outcomes {
-                    match o {
-                        Outcome::Inserted => w.new += 1,
-                        Outcome::Duplicate => w.duplicate += 1,
-                        Outcome::Filled => w.filled += 1,
-                        Outcome::Gap { .. } => w.pending += 1,
-                        Outcome::Fork { .. } | Outcome::PrevMismatch { .. } => w.forks += 1,
-                    }
-                }
-            }
-            Ok(w)
-        });
-        let read = (|| -> Result<(), ImportError> {
-            loop {
-                // Read a batch of raw lines (bounded memory), stopping at the trailer.
-                let mut raw: Vec<(u64, Vec<u8>, bool)> = Vec::with_capacity(BATCH);
-                let mut ended = false;
-                while raw.len() < BATCH {
-                    match reader.next_line().unwrap_or_else(|e| {
-                        unreadable = Some(e.to_string());
-                        Line::End
-                    }) {
-                        Line::End => {
-                            ended = true;
-                            break;
-                        }
-                        Line::TooLong { len } => {
-                            line_no += 1;
-                            if trailer.is_some() {
-                                after_trailer = true;
-                            } else {
-                                report.events_read += 1;
-                                let why = format!(
-                                    "line of {len} bytes is longer than the {MAX_LINE}-byte limit"
-                                );
-                                refuse(&mut report, line_no, why);
-                            }
-                        }
-                        Line::Text { bytes, terminated } => {
-                            line_no += 1;
-                            if trailer.is_some() {
-                                after_trailer |= !bytes.iter().all(u8::is_ascii_whitespace);
-                                continue;
-                            }
-                            if let Some(v) = Trailer::detect(&bytes) {
-                                trailer = Some((line_no, v, reader.digest_before_last_line()));
-                                continue;
-                            }
-                            raw.push((line_no, bytes, terminated));
-                        }
-                    }
-                }
-                // Parse and check commitments on all cores.
-                // Recognise duplicates from their headers alone, on all cores.
-                let quick: Vec<_> = raw
-                    .into_par_iter()
-                    .map(|(n, bytes, terminated)| {
-                        let q = quick_header(&bytes);
-                        (n, bytes, terminated, q)
-                    })
-                    .collect();
-                let mut raw = Vec::with_capacity(quick.len());
-                for (n, bytes, terminated, q) in quick {
-                    if let Some(key) = q.filter(|(a, ..)| !blocked_authors.contains(a)) {
-                        if dups.is_duplicate(&reader_store, &manifest, key)? {
-                            report.events_read += 1;
+    let blocked = &blocked_authors;
+    let (written, end) = std::thread::scope(|scope| -> Result<(Written, ReadEnd), ImportError> {
+        let writer = scope.spawn(move || write_chunks(writer_store, &carrier, &chunks));
+        let reader = scope.spawn(move || read_lines(&mut reader, &jobs_tx, &order_tx));
+        let jobs = &jobs_rx;
+        let pool: Vec<_> = lookups
+            .into_iter()
+            .map(|lookup| scope.spawn(move || run_worker(&lookup, blocked, jobs)))
+            .collect();
+        // Results in line order; anything that stops this loop early drops `order_rx` and
+        // `to_writer`, which stops the reader, then the workers, then the writer (after it has
+        // committed what it had).
+        let collected = (|| -> Result<(), ImportError> {
+            for result in order_rx {
+                let done = result.recv().map_err(|_| panicked("an import worker"))??;
+                let mut verified = Vec::with_capacity(done.lines.len());
+                for fate in done.lines {
+                    match fate {
+                        Fate::Cut => continue,
+                        Fate::Duplicate(author) => {
                             report.duplicate += 1;
-                            seen.entry(key.0).or_default().count += 1;
-                            continue;
+                            *seen.entry(author).or_default() += 1;
                         }
-                    }
-                    raw.push((n, bytes, terminated));
-                }
-                let parsed: Vec<Parsed> = raw
-                    .into_par_iter()
-                    .map(|(n, bytes, terminated)| match parse_event_line(n, &bytes) {
-                        // A cut last line is the truncation itself, not a bad event.
-                        Parsed::Refused(..) if !terminated => Parsed::Refused(n, String::new()),
-                        p => p,
-                    })
-                    .collect();
-                let mut to_verify: Vec<(u64, Event)> = Vec::new();
-                for p in parsed {
-                    match p {
-                        Parsed::Refused(_, reason) if reason.is_empty() => {}
-                        Parsed::Refused(n, reason) => {
-                            report.events_read += 1;
-                            refuse(&mut report, n, reason);
+                        Fate::Verified(ev) => {
+                            *seen.entry(ev.header.author).or_default() += 1;
+                            verified.push(ev);
                         }
-                        Parsed::Event(n, ev, _)
-                            if ev.header.seq.get() > rhizome_store::SEQ_LIMIT =>
-                        {
-                            report.events_read += 1;
-                            let why = format!(
-                                "field `seq`: {} is beyond this store's limit of 2^32-1",
-                                ev.header.seq
-                            );
+                        Fate::Invalid(author, n, why) => {
+                            *seen.entry(author).or_default() += 1;
                             refuse(&mut report, n, why);
                         }
-                        Parsed::Event(_, ev, _) if blocked_authors.contains(&ev.header.author) => {
-                            report.events_read += 1;
-                            report.blocked += 1;
-                        }
-                        Parsed::Event(n, ev, computed) => {
-                            report.events_read += 1;
-                            seen.entry(ev.header.author).or_default().count += 1;
-                            let key = (ev.header.author, ev.header.seq.get(), computed, ev.hash);
-                            if dups.is_duplicate(&reader_store, &manifest, key)? {
-                                report.duplicate += 1;
-                            } else {
-                                to_verify.push((n, *ev));
-                            }
-                        }
+                        Fate::Refused(n, why) => refuse(&mut report, n, why),
+                        Fate::Blocked => report.blocked += 1,
                     }
-                }
-                // Verify signatures on all cores, keeping line order.
-                let chunk = to_verify
-                    .len()
-                    .div_ceil(rayon::current_num_threads().max(1))
-                    .max(1);
-                let (lines, events): (Vec<u64>, Vec<Event>) = to_verify.into_iter().unzip();
-                let results: Vec<_> = events
-                    .par_chunks(chunk)
-                    .flat_map_iter(|c| verify_batch(c.to_vec()))
-                    .collect();
-                let mut verified: Vec<VerifiedEvent> = Vec::with_capacity(results.len());
-                for (n, r) in lines.into_iter().zip(results) {
-                    match r {
-                        Ok(ev) => verified.push(ev),
-                        Err(rej) => refuse(&mut report, n, rej.error.to_string()),
-                    }
+                    report.events_read += 1;
                 }
                 if !verified.is_empty() && to_writer.send(verified).is_err() {
                     break; // the writer failed; its error is reported below
                 }
-                progress(reader.bytes);
-                if ended {
-                    break;
-                }
+                progress(done.bytes);
             }
             Ok(())
         })();
         drop(to_writer);
-        let written = writer.join().map_err(|_| {
-            ImportError::Store(StoreError::Limit("the writer thread panicked".into()))
-        })??;
-        read?;
-        Ok(written)
+        let end = reader.join().map_err(|_| panicked("the reader"))?;
+        for worker in pool {
+            worker.join().map_err(|_| panicked("an import worker"))?;
+        }
+        let written = writer.join().map_err(|_| panicked("the writer"))??;
+        collected?;
+        Ok((written, end))
     })?;
     report.new = written.new;
     report.duplicate += written.duplicate;
@@ -456,10 +757,10 @@ pub fn import_bundle<R: BufRead>(
     report.promoted = written.promoted;
     report.pending = store.pending_count()?;
     report.feeds_touched = seen.len() as u64;
-    report.status = match (trailer, unreadable) {
-        (_, Some(e)) => Status::Unreadable(format!("after {} bytes: {e}", reader.bytes)),
+    report.status = match (end.trailer, end.unreadable) {
+        (_, Some(e)) => Status::Unreadable(format!("after {} bytes: {e}", end.bytes)),
         (None, None) => Status::Truncated,
-        (Some(_), None) if after_trailer => {
+        (Some(_), None) if end.after_trailer => {
             Status::TrailerInvalid("data after the trailer line".into())
         }
         (Some((n, v, digest)), None) => match Trailer::verify(v, &manifest.exporter.public_key) {
@@ -487,7 +788,8 @@ pub fn import_bundle<R: BufRead>(
             .count() as u64;
         let got = seen
             .get(&f.author)
-            .map_or(0, |s| s.count)
+            .copied()
+            .unwrap_or(0)
             .saturating_sub(evidence);
         let want = f.to - f.from + 1;
         if got != want {
@@ -514,7 +816,7 @@ pub fn import_bundle<R: BufRead>(
             &manifest.hosts,
         )?;
     }
-    report.bytes = reader.bytes;
+    report.bytes = end.bytes;
     report.seconds = started.elapsed().as_secs_f64();
     report.events_per_second = report.events_read as f64 / report.seconds.max(1e-9);
     Ok(report)
@@ -613,7 +915,7 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
                 match parse_event_line(0, &bytes) {
                     // A cut last line is the truncation itself (8.8 rule 9), as on import.
                     Parsed::Refused(..) if !terminated => {}
-                    Parsed::Event(_, ev, _) => {
+                    Parsed::Event(_, ev) => {
                         out.event_lines += 1;
                         if verify_events {
                             batch.push(*ev);
@@ -655,4 +957,111 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
         },
     };
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rhizome_core::event::{sign, EventType, Payload};
+    use rhizome_core::{SecretKey, Seq, Timestamp};
+    use serde_json::json;
+
+    fn signed(key: &SecretKey, seq: u64, prev: Option<Hash>, kind: &str) -> VerifiedEvent {
+        sign(
+            key,
+            Seq::new(seq).unwrap(),
+            prev,
+            EventType::new(kind).unwrap(),
+            Timestamp::new(1_700_000_000_000 + seq).unwrap(),
+            Payload::new(json!({"text": format!("post {seq}")})).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn describe(f: &Fate) -> String {
+        match f {
+            Fate::Duplicate(a) => format!("duplicate {}", a.fingerprint()),
+            Fate::Verified(ev) => format!("verified {}", ev.hash),
+            Fate::Invalid(a, n, why) => format!("invalid {} line {n}: {why}", a.fingerprint()),
+            Fate::Refused(n, why) => format!("refused line {n}: {why}"),
+            Fate::Blocked => "blocked".into(),
+            Fate::Cut => "cut".into(),
+        }
+    }
+
+    /// Both orders of reading give every line the same fate, on lines made to tell them apart.
+    #[test]
+    fn quick_first_and_full_first_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let (alice, bob) = (
+            SecretKey::from_seed(&[1; 32]),
+            SecretKey::from_seed(&[2; 32]),
+        );
+        let a1 = signed(&alice, 1, None, "POST");
+        let a2 = signed(&alice, 2, Some(a1.hash), "POST");
+        let a3 = signed(&alice, 3, Some(a2.hash), "POST");
+        let b1 = signed(&bob, 1, None, "POST");
+        store.append(&[a1.clone(), a2.clone(), b1.clone()]).unwrap();
+        let blocked: BTreeSet<PublicKey> = [bob.public_key()].into();
+
+        let line = |ev: &VerifiedEvent| String::from_utf8(ev.to_line()).unwrap();
+        let a1_line = line(&a1);
+        let mut lines: Vec<(String, bool)> = vec![
+            (a1_line.clone(), true),                                       // stored
+            (line(&a3), true),                                             // new
+            (line(&b1), true),                                             // stored, author blocked
+            (a1_line.replace("}", ",\"extra\":1}"), true), // stored header, unknown field
+            (a1_line.replace("post 1", "post one"), true), // stored header, payload changed
+            (a1_line.replace("\"POST\"", "\"P\\u004fST\""), true), // stored, escaped type
+            (a1_line.replace(&a1.hash.to_hex(), &a3.hash.to_hex()), true), // wrong claimed hash
+            (a1_line[..a1_line.len() - 5].to_string(), false), // cut
+            (a1_line.clone(), false),                      // whole, no newline after it
+            ("{\"not\": \"an event\"}".into(), true),
+            ("[1, 2]".into(), true),
+        ];
+        // A stored event's line whose seq is beyond the store's limit.
+        lines.push((
+            line(&a2).replace("\"seq\":2", &format!("\"seq\":{}", 1u64 << 40)),
+            true,
+        ));
+        let raw = || {
+            let mut out: Vec<RawLine> = lines
+                .iter()
+                .enumerate()
+                .map(|(i, (t, term))| RawLine::Text(i as u64 + 2, t.clone().into_bytes(), *term))
+                .collect();
+            out.push(RawLine::TooLong(99, 20 << 20));
+            out
+        };
+        let quick = work(&store, &blocked, raw(), Order::QuickFirst).unwrap();
+        let full = work(&store, &blocked, raw(), Order::FullFirst).unwrap();
+        let quick: Vec<String> = quick.iter().map(describe).collect();
+        let full: Vec<String> = full.iter().map(describe).collect();
+        assert_eq!(quick, full);
+        // And they are the fates the rules say.
+        let starts: Vec<&str> = quick
+            .iter()
+            .map(|d| d.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                "duplicate",
+                "verified",
+                "blocked",
+                "duplicate",
+                "duplicate",
+                "duplicate",
+                "invalid",
+                "cut",
+                "duplicate",
+                "refused",
+                "refused",
+                "refused",
+                "refused"
+            ],
+            "{quick:#?}"
+        );
+    }
 }
