@@ -10,14 +10,15 @@
 //! honest signatures and refuses others). Deterministic: a fixed-seed PRNG.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::Scalar;
 use rhizome_core::keys::{self, KeyError, PublicKey, SecretKey, Signature};
 use serde_json::Value;
-use sha2::{Digest, Sha512};
+
+mod common;
+use common::{challenge, read_json, secret_scalar, sig_bytes, vector_path};
 
 /// One input: key bytes (not necessarily a valid key), message, signature bytes.
 #[derive(Clone, Debug)]
@@ -122,33 +123,6 @@ impl Prng {
     }
 }
 
-/// The clamped secret scalar `a` of a seed (RFC 8032 section 5.1.5), with `A = [a]B`.
-fn secret_scalar(seed: &[u8; 32]) -> Scalar {
-    let h = Sha512::digest(seed);
-    let mut a = [0u8; 32];
-    a.copy_from_slice(&h[..32]);
-    a[0] &= 248;
-    a[31] &= 127;
-    a[31] |= 64;
-    Scalar::from_bytes_mod_order(a)
-}
-
-/// `k = SHA-512(R || A || M) mod L`.
-fn challenge(r: &[u8; 32], a: &[u8; 32], message: &[u8]) -> Scalar {
-    let mut h = Sha512::new();
-    h.update(r);
-    h.update(a);
-    h.update(message);
-    Scalar::from_bytes_mod_order_wide(&h.finalize().into())
-}
-
-fn sig_bytes(r: &[u8; 32], s: &[u8; 32]) -> [u8; 64] {
-    let mut sig = [0u8; 64];
-    sig[..32].copy_from_slice(r);
-    sig[32..].copy_from_slice(s);
-    sig
-}
-
 /// L, the order of the base point, little-endian (RFC 8032 section 5.1).
 const L: [u8; 32] = [
     0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
@@ -158,7 +132,7 @@ const L: [u8; 32] = [
 /// The 8 points of small order (the torsion subgroup), from the canonical encodings in
 /// small_order_points.json.
 fn torsion_points() -> Vec<EdwardsPoint> {
-    let small = json("small_order_points.json");
+    let small = read_json("ed25519/small_order_points.json");
     let points: Vec<EdwardsPoint> = small["canonical"]
         .as_array()
         .unwrap()
@@ -309,24 +283,6 @@ fn torsion_in_r_and_in_a_agrees() {
 // ---------------------------------------------------------------------------------------------
 // The vector files.
 
-fn vectors(rel: &str) -> PathBuf {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/ed25519"
-    ))
-    .join(rel);
-    assert!(
-        path.exists(),
-        "test vector {} is missing (these tests never skip)",
-        path.display()
-    );
-    path
-}
-
-fn json(rel: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(vectors(rel)).unwrap()).unwrap()
-}
-
 fn hex_of(v: &Value, field: &str) -> Vec<u8> {
     hex::decode(v[field].as_str().unwrap()).unwrap()
 }
@@ -345,7 +301,7 @@ fn item(name: String, key: &[u8], message: Vec<u8>, sig: &[u8]) -> Option<Item> 
 #[test]
 fn every_vector_agrees() {
     let mut items = Vec::new();
-    for row in json("rfc8032.json").as_array().unwrap() {
+    for row in read_json("ed25519/rfc8032.json").as_array().unwrap() {
         items.extend(item(
             format!("rfc8032 {}", row["name"]),
             &hex_of(row, "public_key"),
@@ -353,7 +309,7 @@ fn every_vector_agrees() {
             &hex_of(row, "signature"),
         ));
     }
-    let text = std::fs::read_to_string(vectors("generated.jsonl")).unwrap();
+    let text = std::fs::read_to_string(vector_path("ed25519/generated.jsonl")).unwrap();
     for (n, line) in text
         .lines()
         .enumerate()
@@ -367,7 +323,7 @@ fn every_vector_agrees() {
             &hex_of(&row, "signature"),
         ));
     }
-    let wycheproof = json("wycheproof/ed25519_test.json");
+    let wycheproof = read_json("ed25519/wycheproof/ed25519_test.json");
     for group in wycheproof["testGroups"].as_array().unwrap() {
         let key = hex_of(&group["publicKey"], "pk");
         for t in group["tests"].as_array().unwrap() {
@@ -379,7 +335,7 @@ fn every_vector_agrees() {
             ));
         }
     }
-    let speccheck = json("speccheck/cases_annotated.json");
+    let speccheck = read_json("ed25519/speccheck/cases_annotated.json");
     let mut strict_accepts = Vec::new();
     for c in speccheck["cases"].as_array().unwrap() {
         let it = item(
@@ -405,7 +361,7 @@ fn every_vector_agrees() {
     let seed = [42; 32];
     let a = secret_scalar(&seed);
     let honest_key = *SecretKey::from_seed(&seed).public_key().as_bytes();
-    let small = json("small_order_points.json");
+    let small = read_json("ed25519/small_order_points.json");
     let message = b"small order R".to_vec();
     for kind in ["canonical", "non_canonical"] {
         for p in small[kind].as_array().unwrap() {

@@ -19,30 +19,12 @@ use curve25519_dalek::Scalar;
 use rhizome_core::canonical::to_canonical;
 use rhizome_core::keys::{self, KeyError, PublicKey, SecretKey, Signature};
 use serde_json::Value;
-use sha2::{Digest, Sha512};
+
+mod common;
+use common::{challenge, read_json, secret_scalar, sig_bytes, vector_path};
 
 // ---------------------------------------------------------------------------------------------
 // Locating and reading the vectors.
-
-fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors"
-    ));
-    assert!(
-        dir.is_dir(),
-        "test vector directory {} is missing: the external vectors (shared/vectors/, checked \
-         out beside the repository) are required, these tests never skip",
-        dir.display()
-    );
-    dir
-}
-
-fn vector_path(rel: &str) -> PathBuf {
-    let path = vectors_dir().join(rel);
-    assert!(path.exists(), "test vector {} is missing", path.display());
-    path
-}
 
 fn read_bytes(path: &Path) -> Vec<u8> {
     fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
@@ -51,12 +33,6 @@ fn read_bytes(path: &Path) -> Vec<u8> {
 fn read_text(path: &Path) -> String {
     String::from_utf8(read_bytes(path))
         .unwrap_or_else(|e| panic!("{} is not UTF-8: {e}", path.display()))
-}
-
-fn read_json(rel: &str) -> Value {
-    let path = vector_path(rel);
-    serde_json::from_slice(&read_bytes(&path))
-        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
@@ -539,33 +515,6 @@ fn ed25519_speccheck() {
 // ---------------------------------------------------------------------------------------------
 // ed25519/small_order_points.json
 
-/// The clamped secret scalar `a` of a seed (RFC 8032 section 5.1.5), with `A = [a]B`.
-fn secret_scalar(seed: &[u8; 32]) -> Scalar {
-    let h = Sha512::digest(seed);
-    let mut a = [0u8; 32];
-    a.copy_from_slice(&h[..32]);
-    a[0] &= 248;
-    a[31] &= 127;
-    a[31] |= 64;
-    Scalar::from_bytes_mod_order(a)
-}
-
-/// `k = SHA-512(R || A || M) mod L`.
-fn challenge(r: &[u8; 32], a: &[u8; 32], message: &[u8]) -> Scalar {
-    let mut h = Sha512::new();
-    h.update(r);
-    h.update(a);
-    h.update(message);
-    Scalar::from_bytes_mod_order_wide(&h.finalize().into())
-}
-
-fn signature(r: &[u8; 32], s: &Scalar) -> Vec<u8> {
-    let mut sig = [0u8; 64];
-    sig[..32].copy_from_slice(r);
-    sig[32..].copy_from_slice(s.as_bytes());
-    sig.to_vec()
-}
-
 /// The encodings of small_order_points.json: (kind, hex, bytes).
 fn small_order_points() -> Vec<(&'static str, String, [u8; 32])> {
     let v = read_json("ed25519/small_order_points.json");
@@ -615,7 +564,11 @@ fn ed25519_small_order_points() {
         name: "hand-made honest signature".into(),
         public_key: pk_bytes.to_vec(),
         message: message.clone(),
-        signature: signature(&big_r, &(r + challenge(&big_r, &pk_bytes, &message) * a)),
+        signature: sig_bytes(
+            &big_r,
+            (r + challenge(&big_r, &pk_bytes, &message) * a).as_bytes(),
+        )
+        .to_vec(),
         expect: true,
     };
     let mut cases = vec![honest];
@@ -648,7 +601,7 @@ fn ed25519_small_order_points() {
                 name: format!("{kind} R = {hex_str}, {what}"),
                 public_key: pk_bytes.to_vec(),
                 message: message.clone(),
-                signature: signature(bytes, &s),
+                signature: sig_bytes(bytes, s.as_bytes()).to_vec(),
                 expect: false,
             });
         }
@@ -658,7 +611,7 @@ fn ed25519_small_order_points() {
             name: format!("{kind} A = R = {hex_str}, S = 0"),
             public_key: bytes.to_vec(),
             message: message.clone(),
-            signature: signature(bytes, &Scalar::ZERO),
+            signature: sig_bytes(bytes, Scalar::ZERO.as_bytes()).to_vec(),
             expect: false,
         });
     }
@@ -698,7 +651,7 @@ fn ed25519_torsion_in_r_is_rejected_by_single_and_batch() {
             name: format!("R = [r]B + {hex_str}, S = r + k a"),
             public_key: pk_bytes.to_vec(),
             message: message.clone(),
-            signature: signature(&big_r, &(r + k * a)),
+            signature: sig_bytes(&big_r, (r + k * a).as_bytes()).to_vec(),
             expect: false,
         });
     }
