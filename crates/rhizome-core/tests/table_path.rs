@@ -10,7 +10,6 @@
 //! honest signatures and refuses others). Deterministic: a fixed-seed PRNG.
 #![allow(clippy::unwrap_used)]
 
-
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::Scalar;

@@ -15,7 +15,9 @@ use rhizome_core::event::{EventType, Header, Payload};
 use rhizome_core::ids::prefix_key;
 use rhizome_core::privacy::Audience;
 use rhizome_core::sealed::StoredSecret;
-use rhizome_core::{Clock, Event, Hash, PublicKey, Seq, Signature, Timestamp, VerifiedEvent};
+use rhizome_core::{
+    Clock, Event, Hash, InstanceId, PublicKey, Seq, Signature, Timestamp, VerifiedEvent,
+};
 
 use crate::views::{self, Circle, Cursor, Reply, Skipped, TableDigest, TimelineItem};
 use crate::{Identity, LocalAuthor, LogStats, Outcome, Result, Store, StoreError};
@@ -391,6 +393,13 @@ pub(crate) fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
 
 pub(crate) fn hash_col(bytes: &[u8], what: &str) -> Result<Hash> {
     Hash::try_from(bytes).map_err(|e| StoreError::BadRow {
+        location: what.into(),
+        detail: e.to_string(),
+    })
+}
+
+pub(crate) fn instance_col(bytes: &[u8], what: &str) -> Result<InstanceId> {
+    InstanceId::try_from(bytes).map_err(|e| StoreError::BadRow {
         location: what.into(),
         detail: e.to_string(),
     })

@@ -12,7 +12,7 @@ use rhizome_core::{
     Clock, Event, Hash, InstanceId, PublicKey, Seq, Signature, Timestamp, VerifiedEvent,
 };
 
-use crate::sqlite::{append_in, classify, hash_col, key_col};
+use crate::sqlite::{append_in, classify, hash_col, instance_col, key_col};
 use crate::{Outcome, Result, SqliteStore, StoreError};
 
 /// How much an instance is trusted as a carrier.
@@ -187,12 +187,7 @@ impl SqliteStore {
             .map(
                 |(id, key, name, trust, sent, acked, at, method, dir, age)| {
                     Ok(Peer {
-                        instance_id: InstanceId::try_from(&id[..]).map_err(|e| {
-                            StoreError::BadRow {
-                                location: "peers.instance_id".into(),
-                                detail: e.to_string(),
-                            }
-                        })?,
+                        instance_id: instance_col(&id, "peers.instance_id")?,
                         public_key: key_col(&key, "peers.public_key")?,
                         name,
                         trust: Trust::parse(&trust),
@@ -312,15 +307,14 @@ impl SqliteStore {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(a, i, at, sig)| {
-                let bad = |detail: String| StoreError::BadRow {
-                    location: "local_hosts".into(),
-                    detail,
-                };
                 Ok(HostDeclaration {
                     author: key_col(&a, "local_hosts.author")?,
-                    instance_id: InstanceId::try_from(&i[..]).map_err(|e| bad(e.to_string()))?,
+                    instance_id: instance_col(&i, "local_hosts.instance_id")?,
                     issued_at: at as u64,
-                    sig: Signature::try_from(&sig[..]).map_err(|e| bad(e.to_string()))?,
+                    sig: Signature::try_from(&sig[..]).map_err(|e| StoreError::BadRow {
+                        location: "local_hosts.sig".into(),
+                        detail: e.to_string(),
+                    })?,
                 })
             })
             .collect()
@@ -415,12 +409,7 @@ impl SqliteStore {
             .map(|(id, inst, key, name, events, feeds, invalid, at, file)| {
                 Ok(Held {
                     id,
-                    instance_id: InstanceId::try_from(&inst[..]).map_err(|e| {
-                        StoreError::BadRow {
-                            location: "quarantine.instance_id".into(),
-                            detail: e.to_string(),
-                        }
-                    })?,
+                    instance_id: instance_col(&inst, "quarantine.instance_id")?,
                     public_key: key_col(&key, "quarantine.public_key")?,
                     name,
                     events: events as u64,
