@@ -242,11 +242,7 @@ impl<'h> Opener<'h> {
         rhizome_sync::codec::Layers,
     )> {
         let (mut raw, len) = open_raw(file)?;
-        let head = std::io::BufRead::fill_buf(&mut raw)?;
-        let encrypted = head.starts_with(rhizome_sync::codec::AGE_MAGIC)
-            || head
-                .trim_ascii_start()
-                .starts_with(rhizome_sync::codec::AGE_ARMOR);
+        let encrypted = rhizome_sync::codec::is_encrypted(std::io::BufRead::fill_buf(&mut raw)?);
         if encrypted && self.identity.is_none() {
             let home = self.home.ok_or_else(|| {
                 fail(

@@ -48,12 +48,17 @@ pub fn decode<'a, R: BufRead + Send + 'a>(
     file_len: Option<u64>,
     keys: &mut Keys<'_>,
 ) -> io::Result<(Box<dyn BufRead + Send + 'a>, Layers)> {
-    let head = input.fill_buf()?;
-    if !(head.starts_with(AGE_MAGIC) || head.trim_ascii_start().starts_with(AGE_ARMOR)) {
+    if !is_encrypted(input.fill_buf()?) {
         return decompress(input, file_len, false);
     }
     let plain = decrypt(input, keys)?;
     decompress(BufReader::with_capacity(1 << 16, plain), file_len, true)
+}
+
+/// True when a file starting with `head` is an age file, binary or armored (whitespace may
+/// come before the armor).
+pub fn is_encrypted(head: &[u8]) -> bool {
+    head.starts_with(AGE_MAGIC) || head.trim_ascii_start().starts_with(AGE_ARMOR)
 }
 
 /// Opens an age file (binary or armored) with the identities `keys` gives.
