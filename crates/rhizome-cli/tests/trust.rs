@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use assert_cmd::Command;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn rz(home: &Path) -> Command {
     let mut c = strict(home);
@@ -32,20 +32,22 @@ fn strict_json(home: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[test]
-fn unknown_instances_wait_in_quarantine_until_approved_or_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        dir.path().join("a"),
-        dir.path().join("b"),
-        dir.path().join("c"),
-    );
-    for (h, n) in [(&a, "school"), (&b, "ship"), (&c, "hub")] {
+/// A school, a ship and a hub, initialised in `dir`.
+fn three_homes(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let homes = (dir.join("a"), dir.join("b"), dir.join("c"));
+    for (h, n) in [(&homes.0, "school"), (&homes.1, "ship"), (&homes.2, "hub")] {
         rz(h)
             .args(["init", "--name", n, "--no-passphrase"])
             .assert()
             .success();
     }
+    homes
+}
+
+#[test]
+fn unknown_instances_wait_in_quarantine_until_approved_or_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = three_homes(dir.path());
     rz(&a)
         .args(["post", "secret plans for the garden"])
         .assert()
@@ -263,17 +265,7 @@ fn lines(home: &Path, args: &[&str]) -> usize {
 #[test]
 fn a_blocked_author_is_dropped_hidden_not_relayed_and_purgeable() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        dir.path().join("a"),
-        dir.path().join("b"),
-        dir.path().join("c"),
-    );
-    for (h, n) in [(&a, "school"), (&b, "ship"), (&c, "hub")] {
-        rz(h)
-            .args(["init", "--name", n, "--no-passphrase"])
-            .assert()
-            .success();
-    }
+    let (a, b, c) = three_homes(dir.path());
     let author = json(&a, &["whoami"])["authors"][0]["public_key"]
         .as_str()
         .unwrap()
