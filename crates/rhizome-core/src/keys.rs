@@ -7,12 +7,12 @@
 //!
 //! [`verify_batch`] gives every item exactly the answer of `verify_strict`, one signature at a
 //! time (no batch equation). What it shares between items is work on the key: an author with
-//! many items in the call gets a fixed-base table of `-A`, which makes the equation two table
-//! lookups-and-adds instead of a long double-and-add chain (see [`verify_batch`]).
+//! many items in the call gets a table of multiples of `-A`, which makes the equation a sum of
+//! table entries instead of a long double-and-add chain (see [`verify_batch`]).
 
-use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
-use curve25519_dalek::traits::BasepointTable;
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::traits::Identity;
 use curve25519_dalek::Scalar;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -20,6 +20,7 @@ use sha2::{Digest, Sha512};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use crate::ids::{decode_hex, IdError};
 
@@ -177,9 +178,9 @@ impl fmt::Debug for SecretKey {
 
 /// Items of one author in a [`verify_batch`] call from which a table of its key is built.
 ///
-/// Building the table costs about as much as 80 verifications save (measured by
+/// Building the table costs about as much as this many verifications save (measured by
 /// `rhizome bench verify`, see BENCHMARKS.md); below that, items go through `verify_strict`.
-pub const TABLE_MIN_ITEMS: usize = 80;
+pub const TABLE_MIN_ITEMS: usize = 48;
 
 /// Strict verification of many signatures: for each item, exactly the answer of
 /// [`PublicKey::verify`] (ed25519-dalek's `verify_strict`), with each author's decoded key
@@ -193,10 +194,10 @@ pub const TABLE_MIN_ITEMS: usize = 80;
 ///
 /// What is shared instead is work on the key. `verify_strict` computes
 /// `R' = [k](-A) + [S]B` with one double-and-add chain per signature. For an author with at
-/// least [`TABLE_MIN_ITEMS`] items here, a fixed-base table of `-A` (30 KB, built once per call,
-/// dropped at its end) lets `R'` be computed as two fixed-base multiplications, `-A`'s and the
-/// base point's, which is exactly the same point: see [`verify_with_table`] for why the
-/// answer is the same for every input.
+/// least [`TABLE_MIN_ITEMS`] items here, a [`RadixTable`] of `-A` (built once per call, dropped
+/// at its end) and the one of `B` (built once per process) make `R'` a sum of 64 table entries,
+/// which is exactly the same point: see [`verify_with_table`] for why the answer is the same
+/// for every input.
 pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<Result<(), KeyError>> {
     verify_batch_tuned(items, TABLE_MIN_ITEMS)
 }
@@ -205,8 +206,8 @@ pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<Result<(), K
 enum Prepared {
     /// Few items: `verify_strict` with the decoded key.
     Single(VerifyingKey),
-    /// Many items: a fixed-base table of `-A`.
-    Table(Box<EdwardsBasepointTable>),
+    /// Many items: a table of `-A`.
+    Table(RadixTable),
     /// The key itself is refused; so is every item under it.
     Refused(KeyError),
 }
@@ -230,7 +231,7 @@ pub fn verify_batch_tuned(
             let p = prepared.entry(*key).or_insert_with(|| match key.point() {
                 Err(e) => Prepared::Refused(e),
                 Ok(a) if counts.get(key).copied().unwrap_or(0) >= table_min_items => {
-                    Prepared::Table(Box::new(EdwardsBasepointTable::create(&-a)))
+                    Prepared::Table(RadixTable::new(-a))
                 }
                 Ok(a) => Prepared::Single(VerifyingKey::from(a)),
             });
@@ -243,8 +244,65 @@ pub fn verify_batch_tuned(
         .collect()
 }
 
+/// The multiples of one point `P` that make `[x]P` a sum of 32 of them, for any `x < 2^255`:
+/// entry `(i, j)` is `[j * 256^i]P` for byte position `i < 32` and `1 <= j <= 128`.
+///
+/// Unlike curve25519-dalek's `EdwardsBasepointTable`, a lookup here is a plain index: it is
+/// variable-time, which is right for verification (every input is public) and saves the
+/// constant-time scan of each window. Entries stay in extended coordinates, so building a
+/// table needs no field inversion: 4,096 point additions, 640 KiB.
+struct RadixTable(Vec<EdwardsPoint>);
+
+impl RadixTable {
+    const WINDOWS: usize = 32;
+    const HALF: usize = 128;
+
+    fn new(p: EdwardsPoint) -> Self {
+        let mut points = Vec::with_capacity(Self::WINDOWS * Self::HALF);
+        let mut base = p;
+        for _ in 0..Self::WINDOWS {
+            let mut multiple = base;
+            points.push(multiple);
+            for _ in 1..Self::HALF {
+                multiple += base;
+                points.push(multiple);
+            }
+            // 128 * base + 128 * base: the next window's base, 256 * base.
+            base = multiple + multiple;
+        }
+        Self(points)
+    }
+
+    /// `[x]P` for the scalar with little-endian bytes `x`, or `None` if `x >= 2^255` (never the
+    /// case for a reduced scalar, which is below 2^253).
+    ///
+    /// Each byte is recoded into a signed digit in `[-128, 128)`, carrying into the next, so
+    /// `x = sum d_i 256^i` and `[x]P = sum [d_i 256^i]P`, a negated entry for `d_i < 0`.
+    fn mul(&self, x: &[u8; 32], sum: &mut EdwardsPoint) -> Option<()> {
+        let mut carry = 0i16;
+        for (window, &byte) in x.iter().enumerate() {
+            let v = i16::from(byte) + carry;
+            let digit = if v >= 128 { v - 256 } else { v };
+            carry = i16::from(v >= 128);
+            let entry = |d: i16| &self.0[window * Self::HALF + usize::from(d.unsigned_abs()) - 1];
+            match digit {
+                1.. => *sum += entry(digit),
+                ..0 => *sum -= entry(digit),
+                0 => {}
+            }
+        }
+        (carry == 0).then_some(())
+    }
+}
+
+/// The [`RadixTable`] of the base point, built on first use.
+fn base_table() -> &'static RadixTable {
+    static TABLE: OnceLock<RadixTable> = OnceLock::new();
+    TABLE.get_or_init(|| RadixTable::new(ED25519_BASEPOINT_POINT))
+}
+
 /// `verify_strict` for a key whose point `A` is canonical and not of small order (checked when
-/// `neg_a`, the table of `-A`, was built), computed with fixed-base tables.
+/// `neg_a`, the table of `-A`, was built), computed with [`RadixTable`]s.
 ///
 /// `verify_strict` accepts exactly when: S < L; R decodes to a point; neither R nor A has small
 /// order; and the encoding of `R' = [k](-A) + [S]B` equals the 32 bytes of R, with
@@ -252,15 +310,17 @@ pub fn verify_batch_tuned(
 /// - S < L is the same check (`from_canonical_bytes`), so `S` is the same integer;
 /// - `k` is the same hash of the same bytes reduced the same way, so the same integer (A's
 ///   bytes are the key's, which are canonical: the encoding `verify_strict` hashes);
-/// - `R'` is the same point: table multiplication is exact group arithmetic for any point,
-///   including one with a torsion component, and any scalar below 2^255 (both are below L), so
-///   `[k](-A) + [S]B` does not depend on how it is computed;
-/// - the encodings are compared as before. When they are equal, R is the canonical encoding of
+/// - `R'` is the same point: the sum of table entries is exact group arithmetic (the
+///   extended-coordinate addition law is complete, so it holds for points with a torsion
+///   component too) and both scalars are below L < 2^253, so `[k](-A) + [S]B` does not depend
+///   on how it is computed;
+/// - the encodings are compared as before (`compress` gives the one canonical encoding of a
+///   point, whatever its coordinates). When they are equal, R is the canonical encoding of
 ///   `R'`, so R decodes, to `R'`, and "R has small order" is "`R'` has small order", which is
 ///   checked. When they differ, `verify_strict` refuses too (whether or not R decodes, and a
 ///   non-canonical R never equals an encoding made by `compress`).
 fn verify_with_table(
-    neg_a: &EdwardsBasepointTable,
+    neg_a: &RadixTable,
     key: &PublicKey,
     message: &[u8],
     sig: &Signature,
@@ -276,7 +336,11 @@ fn verify_with_table(
     h.update(key.as_bytes());
     h.update(message);
     let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
-    let expected = neg_a * &k + ED25519_BASEPOINT_TABLE * &s;
+    let mut expected = EdwardsPoint::identity();
+    neg_a
+        .mul(k.as_bytes(), &mut expected)
+        .and_then(|()| base_table().mul(s.as_bytes(), &mut expected))
+        .ok_or(KeyError::BadSignature)?;
     if expected.compress().as_bytes() == &r && !expected.is_small_order() {
         Ok(())
     } else {
@@ -378,6 +442,64 @@ mod tests {
         assert_eq!(pk.verify(b"hellp", &sig), Err(KeyError::BadSignature));
         let out = verify_batch(&[(pk, b"hello", sig), (pk, b"hellp", sig)]);
         assert_eq!(out, vec![Ok(()), Err(KeyError::BadSignature)]);
+    }
+
+    /// Table multiplication against curve25519-dalek's variable-base one, on scalars whose
+    /// signed digits hit every edge (0, +-128 carries, long carry chains, L - 1, 2^253 - 1), for
+    /// a point with a torsion component as well as for the base point.
+    #[test]
+    fn radix_table_multiplies_exactly() {
+        let torsion = CompressedEdwardsY([
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
+            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
+            0x92, 0xac, 0x03, 0x7a,
+        ])
+        .decompress()
+        .expect("a point of order 8");
+        let twice = torsion + torsion;
+        assert_ne!(twice + twice, EdwardsPoint::identity(), "order 8, not less");
+        let mixed = ED25519_BASEPOINT_POINT * Scalar::from(12345u64) + torsion;
+        let l_minus_1 = -Scalar::ONE;
+        let mut scalars: Vec<[u8; 32]> =
+            vec![[0; 32], *Scalar::ONE.as_bytes(), *l_minus_1.as_bytes()];
+        for fill in [0x7f, 0x80, 0x81, 0xff] {
+            let mut x = [fill; 32];
+            x[31] = 0x1f; // below 2^253
+            scalars.push(x);
+        }
+        for i in 0..32u8 {
+            let mut x = [0u8; 32];
+            x[usize::from(i)] = if i == 31 { 0x1f } else { 0x80 };
+            scalars.push(x);
+            scalars.push(
+                *Scalar::from_bytes_mod_order_wide(&[i.wrapping_mul(37) ^ 0x5a; 64]).as_bytes(),
+            );
+        }
+        for point in [ED25519_BASEPOINT_POINT, mixed, -mixed] {
+            let table = RadixTable::new(point);
+            for x in &scalars {
+                let mut got = EdwardsPoint::identity();
+                assert_eq!(table.mul(x, &mut got), Some(()));
+                // [x]P with x as an integer, not reduced mod L (a torsion component sees the
+                // difference): x = lo + 2^128 hi, both halves below L.
+                let (mut lo, mut hi) = ([0u8; 32], [0u8; 32]);
+                lo[..16].copy_from_slice(&x[..16]);
+                hi[..16].copy_from_slice(&x[16..]);
+                let mut two_128 = [0u8; 32];
+                two_128[16] = 1;
+                let half = |b: [u8; 32]| Scalar::from_canonical_bytes(b).expect("below L");
+                let want = point * half(lo) + (point * half(two_128)) * half(hi);
+                assert_eq!(got.compress(), want.compress(), "scalar {}", hex::encode(x));
+            }
+        }
+        // Beyond 2^255 the recoding would need a 33rd digit: refused, not wrong.
+        let mut too_big = [0u8; 32];
+        too_big[31] = 0x80;
+        let mut sum = EdwardsPoint::identity();
+        assert_eq!(
+            RadixTable::new(ED25519_BASEPOINT_POINT).mul(&too_big, &mut sum),
+            None
+        );
     }
 
     #[test]
