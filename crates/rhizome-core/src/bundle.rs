@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::canonical::{parse_strict, to_canonical, JsonError};
+use crate::canonical::{canonical_strict, parse_strict, to_canonical, JsonError};
 use crate::clock::Clock;
 use crate::ids::{Hash, InstanceId};
 use crate::keys::{PublicKey, SecretKey, Signature};
@@ -166,8 +166,13 @@ fn signed_line<T: Serialize>(obj: &T, prefix: &[u8], key: &SecretKey) -> Vec<u8>
 
 /// The bytes signed for an object: prefix, then SHA-256 of its canonical JSON (sig removed).
 fn message(prefix: &[u8], without_sig: &Value) -> Vec<u8> {
+    signed_message(prefix, &to_canonical(without_sig))
+}
+
+/// [`message`] from the canonical bytes themselves.
+fn signed_message(prefix: &[u8], canonical: &[u8]) -> Vec<u8> {
     let mut m = prefix.to_vec();
-    m.extend_from_slice(Hash::digest(&to_canonical(without_sig)).as_bytes());
+    m.extend_from_slice(Hash::digest(canonical).as_bytes());
     m
 }
 
@@ -191,9 +196,20 @@ impl Manifest {
     }
 
     /// Parses and verifies a manifest line: format, exporter id, signature.
+    ///
+    /// A manifest lists every feed it carries (up to [`MAX_LINE`] bytes of them), so it is
+    /// canonicalized with [`canonical_strict`], never held as a JSON tree: the signed bytes are
+    /// read into the typed manifest, which is what the signature covers, exactly.
     pub fn parse(line: &[u8]) -> Result<Manifest, BundleError> {
-        let v = parse_strict(line)?;
-        match v.get("format").and_then(Value::as_str) {
+        let (unsigned, sig) = canonical_strict(line, Some("sig"))?;
+        /// The members needed before the signature can be checked.
+        #[derive(Deserialize)]
+        struct Peek {
+            format: Option<Value>,
+            exporter: Option<Value>,
+        }
+        let peek = serde_json::from_slice::<Peek>(&unsigned).ok();
+        match peek.as_ref().and_then(|p| p.format.as_ref()?.as_str()) {
             Some(FORMAT) => {}
             Some(other) => return Err(BundleError::Format(other.into())),
             None => {
@@ -202,15 +218,22 @@ impl Manifest {
                 ))
             }
         }
-        let key: PublicKey = v
-            .pointer("/exporter/public_key")
-            .and_then(Value::as_str)
+        let key: PublicKey = peek
+            .as_ref()
+            .and_then(|p| p.exporter.as_ref()?.get("public_key")?.as_str())
             .ok_or_else(|| BundleError::Shape("missing field `exporter.public_key`".into()))?
             .parse()
             .map_err(|e| BundleError::Shape(format!("field `exporter.public_key`: {e}")))?;
-        let v = check_sig(v, MANIFEST_PREFIX, &key)?;
-        let m: Manifest =
-            serde_json::from_value(v).map_err(|e| BundleError::Shape(e.to_string()))?;
+        let sig = match sig.and_then(|s| serde_json::from_slice::<Value>(&s).ok()) {
+            Some(Value::String(s)) => s
+                .parse::<Signature>()
+                .map_err(|e| BundleError::Shape(format!("field `sig`: {e}")))?,
+            _ => return Err(BundleError::Shape("missing field `sig`".into())),
+        };
+        key.verify(&signed_message(MANIFEST_PREFIX, &unsigned), &sig)
+            .map_err(|_| BundleError::BadSignature)?;
+        let m: Manifest = serde_json::from_slice(&unsigned)
+            .map_err(|e| BundleError::Shape(JsonError::from(e).message))?;
         for f in &m.feeds {
             if f.from < 1 || f.from > f.to || f.to > crate::ids::MAX_SAFE_INTEGER {
                 return Err(BundleError::Shape(format!(

@@ -17,7 +17,6 @@ use curve25519_dalek::Scalar;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha512};
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -194,8 +193,9 @@ pub const TABLE_MIN_ITEMS: usize = 48;
 ///
 /// What is shared instead is work on the key. `verify_strict` computes
 /// `R' = [k](-A) + [S]B` with one double-and-add chain per signature. For an author with at
-/// least [`TABLE_MIN_ITEMS`] items here, a [`RadixTable`] of `-A` (built once per call, dropped
-/// at its end) and the one of `B` (built once per process) make `R'` a sum of 64 table entries,
+/// least [`TABLE_MIN_ITEMS`] items here, a [`RadixTable`] of `-A` (built when its items are
+/// reached, dropped after them) and the one of `B` (built once per process) make `R'` a sum of
+/// 64 table entries,
 /// which is exactly the same point: see [`verify_with_table`] for why the answer is the same
 /// for every input.
 pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<Result<(), KeyError>> {
@@ -220,71 +220,117 @@ pub fn verify_batch_tuned(
     items: &[(PublicKey, &[u8], Signature)],
     table_min_items: usize,
 ) -> Vec<Result<(), KeyError>> {
-    let mut counts: HashMap<PublicKey, usize> = HashMap::new();
-    for (key, _, _) in items {
-        *counts.entry(*key).or_default() += 1;
-    }
-    let mut prepared: HashMap<PublicKey, Prepared> = HashMap::with_capacity(counts.len());
-    items
-        .iter()
-        .map(|(key, msg, sig)| {
-            let p = prepared.entry(*key).or_insert_with(|| match key.point() {
-                Err(e) => Prepared::Refused(e),
-                Ok(a) if counts.get(key).copied().unwrap_or(0) >= table_min_items => {
-                    Prepared::Table(RadixTable::new(-a))
-                }
-                Ok(a) => Prepared::Single(VerifyingKey::from(a)),
-            });
-            match p {
+    // One author at a time (a stable sort keeps each author's items in order), so at most one
+    // table is alive: memory stays at one table however many authors a call holds.
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| items[i].0);
+    let mut answers = vec![Err(KeyError::BadSignature); items.len()];
+    for run in order.chunk_by(|&a, &b| items[a].0 == items[b].0) {
+        let key = &items[run[0]].0;
+        let prepared = match key.point() {
+            Err(e) => Prepared::Refused(e),
+            Ok(a) if run.len() >= table_min_items => {
+                Prepared::Table(RadixTable::new(-a, RadixTable::width_for(run.len())))
+            }
+            Ok(a) => Prepared::Single(VerifyingKey::from(a)),
+        };
+        for &i in run {
+            let (_, msg, sig) = &items[i];
+            answers[i] = match &prepared {
                 Prepared::Single(vk) => verify_with(vk, msg, sig),
                 Prepared::Table(neg_a) => verify_with_table(neg_a, key, msg, sig),
                 Prepared::Refused(e) => Err(e.clone()),
-            }
-        })
-        .collect()
+            };
+        }
+    }
+    answers
 }
 
-/// The multiples of one point `P` that make `[x]P` a sum of 32 of them, for any `x < 2^255`:
-/// entry `(i, j)` is `[j * 256^i]P` for byte position `i < 32` and `1 <= j <= 128`.
+/// The multiples of one point `P` that make `[x]P` a sum of at most `ceil(256 / w)` of them:
+/// entry `(i, j)` is `[j * 2^(w i)]P` for each window `i` of `w` bits and `1 <= j <= 2^(w-1)`.
 ///
 /// Unlike curve25519-dalek's `EdwardsBasepointTable`, a lookup here is a plain index: it is
 /// variable-time, which is right for verification (every input is public) and saves the
 /// constant-time scan of each window. Entries stay in extended coordinates, so building a
-/// table needs no field inversion: 4,096 point additions, 640 KiB.
-struct RadixTable(Vec<EdwardsPoint>);
+/// table needs no field inversion, only point additions: 512 of them for `w = 4`, 4,096 (and
+/// 640 KiB) for `w = 8`. [`RadixTable::width_for`] picks `w` by how many multiplications the
+/// table will serve.
+struct RadixTable {
+    width: u32,
+    points: Vec<EdwardsPoint>,
+}
 
 impl RadixTable {
-    const WINDOWS: usize = 32;
-    const HALF: usize = 128;
-
-    fn new(p: EdwardsPoint) -> Self {
-        let mut points = Vec::with_capacity(Self::WINDOWS * Self::HALF);
+    fn new(p: EdwardsPoint, width: u32) -> Self {
+        let (windows, half) = Self::shape(width);
+        let mut points = Vec::with_capacity(windows * half);
         let mut base = p;
-        for _ in 0..Self::WINDOWS {
+        for _ in 0..windows {
             let mut multiple = base;
             points.push(multiple);
-            for _ in 1..Self::HALF {
+            for _ in 1..half {
                 multiple += base;
                 points.push(multiple);
             }
-            // 128 * base + 128 * base: the next window's base, 256 * base.
+            // 2^(w-1) base + 2^(w-1) base: the next window's base, 2^w base.
             base = multiple + multiple;
         }
-        Self(points)
+        Self { width, points }
     }
 
-    /// `[x]P` for the scalar with little-endian bytes `x`, or `None` if `x >= 2^255` (never the
-    /// case for a reduced scalar, which is below 2^253).
+    /// Windows and entries per window for a width.
+    fn shape(width: u32) -> (usize, usize) {
+        (256_usize.div_ceil(width as usize), 1 << (width - 1))
+    }
+
+    /// The width that makes building the table and `uses` multiplications cheapest, counted in
+    /// point additions (one while building costs about 1.5 of one while multiplying, by
+    /// `rhizome bench verify`): 4 for a handful of uses, 8 from about 800.
+    fn width_for(uses: usize) -> u32 {
+        (4..=8)
+            .min_by_key(|&w| {
+                let (windows, half) = Self::shape(w);
+                windows * half * 3 / 2 + uses * windows
+            })
+            .unwrap_or(8)
+    }
+
+    /// `[x]P` added to `sum`, for the scalar with little-endian bytes `x`; `None` if `x` is too
+    /// large for the windows (never the case for a reduced scalar, which is below 2^253: the
+    /// top window then holds at most 5 bits, so no carry leaves it).
     ///
-    /// Each byte is recoded into a signed digit in `[-128, 128)`, carrying into the next, so
-    /// `x = sum d_i 256^i` and `[x]P = sum [d_i 256^i]P`, a negated entry for `d_i < 0`.
+    /// Each window of `w` bits is recoded into a signed digit in `[-2^(w-1), 2^(w-1))`,
+    /// carrying into the next, so `x = sum d_i 2^(w i)` and `[x]P = sum [d_i 2^(w i)]P`, a
+    /// negated entry for `d_i < 0`.
     fn mul(&self, x: &[u8; 32], sum: &mut EdwardsPoint) -> Option<()> {
-        let mut carry = 0i16;
-        for (window, &byte) in x.iter().enumerate() {
-            let v = i16::from(byte) + carry;
-            let digit = if v >= 128 { v - 256 } else { v };
-            carry = i16::from(v >= 128);
-            let entry = |d: i16| &self.0[window * Self::HALF + usize::from(d.unsigned_abs()) - 1];
+        let limbs: [u64; 4] = std::array::from_fn(|i| {
+            let mut limb = [0u8; 8];
+            limb.copy_from_slice(&x[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(limb)
+        });
+        let (windows, half) = Self::shape(self.width);
+        let w = self.width as usize;
+        // The `w` bits of `x` from bit `at` (zero beyond bit 255); they may straddle two limbs.
+        let window_bits = |at: usize| -> u64 {
+            let (limb, shift) = (at / 64, at % 64);
+            let low = limbs.get(limb).map_or(0, |l| l >> shift);
+            let high = match shift {
+                0 => 0,
+                _ => limbs.get(limb + 1).map_or(0, |l| l << (64 - shift)),
+            };
+            (low | high) & ((1 << w) - 1)
+        };
+        let mut carry = 0i64;
+        for window in 0..windows {
+            let raw = window_bits(window * w);
+            let v = raw as i64 + carry;
+            let digit = if v >= half as i64 {
+                v - (2 * half) as i64
+            } else {
+                v
+            };
+            carry = i64::from(v >= half as i64);
+            let entry = |d: i64| &self.points[window * half + d.unsigned_abs() as usize - 1];
             match digit {
                 1.. => *sum += entry(digit),
                 ..0 => *sum -= entry(digit),
@@ -298,7 +344,7 @@ impl RadixTable {
 /// The [`RadixTable`] of the base point, built on first use.
 fn base_table() -> &'static RadixTable {
     static TABLE: OnceLock<RadixTable> = OnceLock::new();
-    TABLE.get_or_init(|| RadixTable::new(ED25519_BASEPOINT_POINT))
+    TABLE.get_or_init(|| RadixTable::new(ED25519_BASEPOINT_POINT, 8))
 }
 
 /// `verify_strict` for a key whose point `A` is canonical and not of small order (checked when
@@ -444,9 +490,24 @@ mod tests {
         assert_eq!(out, vec![Ok(()), Err(KeyError::BadSignature)]);
     }
 
-    /// Table multiplication against curve25519-dalek's variable-base one, on scalars whose
-    /// signed digits hit every edge (0, +-128 carries, long carry chains, L - 1, 2^253 - 1), for
-    /// a point with a torsion component as well as for the base point.
+    /// `[x]P` for `x` as an integer below 2^256, not reduced mod L (a torsion component of `P`
+    /// sees the difference): `x = lo + 2^128 hi`, both halves below L.
+    fn integer_multiple(p: EdwardsPoint, x: &[u8; 32]) -> EdwardsPoint {
+        let half = |bytes: &[u8]| {
+            let mut b = [0u8; 32];
+            b[..16].copy_from_slice(bytes);
+            Scalar::from_canonical_bytes(b).expect("below 2^128, so below L")
+        };
+        let mut two_128 = [0u8; 32];
+        two_128[16] = 1;
+        let two_128 = Scalar::from_canonical_bytes(two_128).expect("below L");
+        p * half(&x[..16]) + (p * two_128) * half(&x[16..])
+    }
+
+    /// Table multiplication, at every width, against curve25519-dalek's variable-base one, on
+    /// scalars whose signed digits hit every edge (zero, carries, long carry chains, L - 1,
+    /// 2^253 - 1), for the base point and for points with a torsion component. Scalars beyond
+    /// 2^253 (never given by verification) get the right answer or `None`, never a wrong point.
     #[test]
     fn radix_table_multiplies_exactly() {
         let torsion = CompressedEdwardsY([
@@ -459,47 +520,45 @@ mod tests {
         let twice = torsion + torsion;
         assert_ne!(twice + twice, EdwardsPoint::identity(), "order 8, not less");
         let mixed = ED25519_BASEPOINT_POINT * Scalar::from(12345u64) + torsion;
-        let l_minus_1 = -Scalar::ONE;
-        let mut scalars: Vec<[u8; 32]> =
-            vec![[0; 32], *Scalar::ONE.as_bytes(), *l_minus_1.as_bytes()];
-        for fill in [0x7f, 0x80, 0x81, 0xff] {
+        let mut reduced: Vec<[u8; 32]> =
+            vec![[0; 32], *Scalar::ONE.as_bytes(), *(-Scalar::ONE).as_bytes()];
+        for fill in [0x0f, 0x10, 0x1f, 0x20, 0x7f, 0x80, 0x81, 0xff] {
             let mut x = [fill; 32];
             x[31] = 0x1f; // below 2^253
-            scalars.push(x);
+            reduced.push(x);
         }
         for i in 0..32u8 {
             let mut x = [0u8; 32];
             x[usize::from(i)] = if i == 31 { 0x1f } else { 0x80 };
-            scalars.push(x);
-            scalars.push(
-                *Scalar::from_bytes_mod_order_wide(&[i.wrapping_mul(37) ^ 0x5a; 64]).as_bytes(),
-            );
+            reduced.push(x);
+            let wide = [i.wrapping_mul(37) ^ 0x5a; 64];
+            reduced.push(*Scalar::from_bytes_mod_order_wide(&wide).as_bytes());
         }
-        for point in [ED25519_BASEPOINT_POINT, mixed, -mixed] {
-            let table = RadixTable::new(point);
-            for x in &scalars {
-                let mut got = EdwardsPoint::identity();
-                assert_eq!(table.mul(x, &mut got), Some(()));
-                // [x]P with x as an integer, not reduced mod L (a torsion component sees the
-                // difference): x = lo + 2^128 hi, both halves below L.
-                let (mut lo, mut hi) = ([0u8; 32], [0u8; 32]);
-                lo[..16].copy_from_slice(&x[..16]);
-                hi[..16].copy_from_slice(&x[16..]);
-                let mut two_128 = [0u8; 32];
-                two_128[16] = 1;
-                let half = |b: [u8; 32]| Scalar::from_canonical_bytes(b).expect("below L");
-                let want = point * half(lo) + (point * half(two_128)) * half(hi);
-                assert_eq!(got.compress(), want.compress(), "scalar {}", hex::encode(x));
+        let large: Vec<[u8; 32]> = [0x20, 0x40, 0x7f, 0x80, 0xff]
+            .iter()
+            .map(|&top| {
+                let mut x = [0xff; 32];
+                x[31] = top;
+                x
+            })
+            .collect();
+        for width in 4..=8 {
+            for point in [ED25519_BASEPOINT_POINT, mixed, -mixed] {
+                let table = RadixTable::new(point, width);
+                for x in reduced.iter().chain(&large) {
+                    let mut got = EdwardsPoint::identity();
+                    let want = integer_multiple(point, x).compress();
+                    match table.mul(x, &mut got) {
+                        Some(()) => {
+                            assert_eq!(got.compress(), want, "w {width}, x {}", hex::encode(x))
+                        }
+                        None => assert!(large.contains(x), "w {width} refused {}", hex::encode(x)),
+                    }
+                }
             }
         }
-        // Beyond 2^255 the recoding would need a 33rd digit: refused, not wrong.
-        let mut too_big = [0u8; 32];
-        too_big[31] = 0x80;
-        let mut sum = EdwardsPoint::identity();
-        assert_eq!(
-            RadixTable::new(ED25519_BASEPOINT_POINT).mul(&too_big, &mut sum),
-            None
-        );
+        assert_eq!(RadixTable::width_for(1), 4);
+        assert_eq!(RadixTable::width_for(1_000), 8);
     }
 
     #[test]

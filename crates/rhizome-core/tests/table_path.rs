@@ -1,4 +1,4 @@
-//! The fixed-base table path of `keys::verify_batch` against `PublicKey::verify`
+//! The table path of `keys::verify_batch` against `PublicKey::verify`
 //! (ed25519-dalek's `verify_strict`): the two must give the same answer, error included, for
 //! every input.
 //!

@@ -16,7 +16,7 @@ pub mod views;
 use rhizome_core::sealed::StoredSecret;
 use rhizome_core::{Clock, Event, Hash, PublicKey, Seq, VerifiedEvent};
 
-pub use sqlite::{SqliteStore, ViewCheck, SCHEMA_VERSION, SEQ_LIMIT};
+pub use sqlite::{SqliteStore, ViewCheck, DEFAULT_CACHE_KIB, SCHEMA_VERSION, SEQ_LIMIT};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

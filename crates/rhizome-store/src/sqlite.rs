@@ -167,6 +167,9 @@ pub const SCHEMA_VERSION: u32 = 6;
 /// Highest seq this backend stores (the rowid packs it into 32 bits).
 pub const SEQ_LIMIT: u64 = u32::MAX as u64;
 
+/// Page cache of a connection, in KiB, unless [`SqliteStore::set_cache_kib`] changes it.
+pub const DEFAULT_CACHE_KIB: u32 = 64 * 1024;
+
 pub(crate) const EVENT_COLUMNS: &str = "e.id, f.author, e.hash, e.prev, e.type, e.timestamp, \
      e.payload_hash, e.payload_size, e.payload, e.sig";
 
@@ -255,8 +258,9 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Sets this connection's page cache to `kib` KiB (64 MiB by default): for connections that
-    /// only scan, where a page is read once and a large cache would only hold memory.
+    /// Sets this connection's page cache to `kib` KiB ([`DEFAULT_CACHE_KIB`] until then): for
+    /// connections that only scan, where a page is read once and a large cache would only hold
+    /// memory, and for work that must fit a memory budget.
     pub fn set_cache_kib(&self, kib: u32) -> Result<()> {
         self.conn
             .pragma_update(None, "cache_size", -i64::from(kib))
@@ -267,8 +271,9 @@ impl SqliteStore {
         self.conn.busy_timeout(Duration::from_secs(30))?;
         // Views and sync use a few dozen distinct statements; the default cache holds 16.
         self.conn.set_prepared_statement_cache_capacity(256);
-        self.conn.pragma_update(None, "cache_size", -65536)?; // 64 MiB page cache
-                                                              // Reading the header first makes a non-database file fail here, clearly.
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(DEFAULT_CACHE_KIB))?;
+        // Reading the header first makes a non-database file fail here, clearly.
         self.conn
             .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
         self.conn
