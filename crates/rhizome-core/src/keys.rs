@@ -177,9 +177,10 @@ impl fmt::Debug for SecretKey {
 
 /// Items of one author in a [`verify_batch`] call from which a table of its key is built.
 ///
-/// Building the table costs about as much as this many verifications save (measured by
-/// `rhizome bench verify`, see BENCHMARKS.md); below that, items go through `verify_strict`.
-pub const TABLE_MIN_ITEMS: usize = 48;
+/// From here a table (of the width `RadixTable::width_for` picks) costs less than it saves,
+/// measured by `rhizome bench verify` (BENCHMARKS.md): 25 instead of 32 µs per signature at 8
+/// items, 35 instead of 34 at 4. Below it, items go through `verify_strict`.
+pub const TABLE_MIN_ITEMS: usize = 8;
 
 /// Strict verification of many signatures: for each item, exactly the answer of
 /// [`PublicKey::verify`] (ed25519-dalek's `verify_strict`), with each author's decoded key
