@@ -296,10 +296,11 @@ fn bundle(events: u64, feeds: u64, dir: &std::path::Path, json: bool) -> Result<
     )?;
     let per_feed = (events / feeds).max(1);
     let mut writers: Vec<FeedWriter> = (0..feeds).map(FeedWriter::new).collect();
-    for _ in 0..per_feed.div_ceil(100) {
+    for done in (0..per_feed).step_by(100) {
+        let n = (per_feed - done).min(100);
         let round: Result<Vec<Vec<VerifiedEvent>>> = writers
             .par_iter_mut()
-            .map(|w| w.next(100, 1_764_000_000_000))
+            .map(|w| w.next(n, 1_764_000_000_000))
             .collect();
         for chunk in round?.concat().chunks(50_000) {
             store.append(chunk)?;
