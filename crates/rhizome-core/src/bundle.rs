@@ -142,6 +142,43 @@ pub struct Manifest {
     pub evidence: Vec<Evidence>,
 }
 
+/// A manifest line as written: the manifest's members and its signature (checked apart).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestLine {
+    format: String,
+    exporter: Exporter,
+    clock: Clock,
+    base: Clock,
+    recipient: Option<InstanceId>,
+    feeds: Vec<FeedRange>,
+    counts: Counts,
+    created_at: u64,
+    #[serde(default)]
+    hosts: Vec<HostDeclaration>,
+    #[serde(default)]
+    evidence: Vec<Evidence>,
+    #[serde(rename = "sig")]
+    _sig: serde::de::IgnoredAny,
+}
+
+impl From<ManifestLine> for Manifest {
+    fn from(l: ManifestLine) -> Self {
+        Self {
+            format: l.format,
+            exporter: l.exporter,
+            clock: l.clock,
+            base: l.base,
+            recipient: l.recipient,
+            feeds: l.feeds,
+            counts: l.counts,
+            created_at: l.created_at,
+            hosts: l.hosts,
+            evidence: l.evidence,
+        }
+    }
+}
+
 /// The last line of a bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,7 +245,10 @@ impl Manifest {
             format: Option<Value>,
             exporter: Option<Value>,
         }
-        let peek = serde_json::from_slice::<Peek>(&unsigned).ok();
+        // Only an object is a manifest (serde would also read a struct from an array).
+        let peek = (unsigned.first() == Some(&b'{'))
+            .then(|| serde_json::from_slice::<Peek>(&unsigned).ok())
+            .flatten();
         match peek.as_ref().and_then(|p| p.format.as_ref()?.as_str()) {
             Some(FORMAT) => {}
             Some(other) => return Err(BundleError::Format(other.into())),
@@ -232,8 +272,13 @@ impl Manifest {
         };
         key.verify(&signed_message(MANIFEST_PREFIX, &unsigned), &sig)
             .map_err(|_| BundleError::BadSignature)?;
-        let m: Manifest = serde_json::from_slice(&unsigned)
-            .map_err(|e| BundleError::Shape(JsonError::from(e).message))?;
+        // Read from the line as written, so integers must be written with digits only
+        // (PROTOCOL 8.2: `5.0` is refused, though its canonical form is `5`). The values are
+        // those the signature covers: the line has no duplicate keys (checked above), and the
+        // canonical bytes are a function of the values.
+        let m: Manifest = serde_json::from_slice::<ManifestLine>(line)
+            .map_err(|e| BundleError::Shape(JsonError::from(e).message))?
+            .into();
         for f in &m.feeds {
             if f.from < 1 || f.from > f.to || f.to > crate::ids::MAX_SAFE_INTEGER {
                 return Err(BundleError::Shape(format!(
@@ -381,6 +426,36 @@ mod tests {
             Manifest::parse(b"{\"format\":\"rhizome-bundle/9\"}"),
             Err(BundleError::Format(_))
         ));
+    }
+
+    /// A manifest whose signature is valid but whose text is not what a writer emits: read by
+    /// the rules of PROTOCOL 8.2, not by its canonical form alone.
+    #[test]
+    fn manifest_text_rules_hold_under_a_valid_signature() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let line = String::from_utf8(manifest(&k).to_line(&k)).unwrap();
+        // Whitespace and member order do not matter (the canonical bytes are signed).
+        let spaced = line.replacen("{", "{ ", 1).replacen(",", " ,\n", 2);
+        assert_eq!(Manifest::parse(spaced.as_bytes()).unwrap(), manifest(&k));
+        // `5.0` has the canonical form `5`, so the signature holds, but integers are written
+        // with digits only.
+        for spelling in ["5.0", "5e0", "50e-1"] {
+            let float = line.replace("\"created_at\":5", &format!("\"created_at\":{spelling}"));
+            assert_ne!(float, line);
+            let e = Manifest::parse(float.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&e, BundleError::Shape(m) if m.contains("floating point")),
+                "{spelling}: {e}"
+            );
+        }
+        // A duplicate member, even one equal to the first, is refused before anything else.
+        let dup = line.replacen("{", "{\"created_at\":5,", 1);
+        assert!(matches!(Manifest::parse(dup.as_bytes()), Err(BundleError::Json(_))));
+        // Only an object is a manifest, whatever an array holds.
+        assert_eq!(
+            Manifest::parse(br#"["rhizome-bundle/1", {"public_key": "00"}]"#),
+            Err(BundleError::Shape("not a manifest: no `format` member".into()))
+        );
     }
 
     #[test]

@@ -181,9 +181,9 @@ impl<'de> DeserializeSeed<'de> for CanonicalBytes {
     }
 }
 
-/// Scalars go through [`StrictValue`] (one small value each); arrays and objects are written
-/// member by member, an object's members sorted once all are read (RFC 8785: by UTF-16 code
-/// units of the keys).
+/// Numbers get [`StrictValue`]'s range check, strings [`write_string`]; arrays and objects are
+/// written member by member, an object's members sorted once all are read (RFC 8785: by UTF-16
+/// code units of the keys).
 struct CanonicalVisitor<'a> {
     omit: Option<&'a str>,
 }

@@ -196,9 +196,8 @@ pub const TABLE_MIN_ITEMS: usize = 8;
 /// `R' = [k](-A) + [S]B` with one double-and-add chain per signature. For an author with at
 /// least [`TABLE_MIN_ITEMS`] items here, a [`RadixTable`] of `-A` (built when its items are
 /// reached, dropped after them) and the one of `B` (built once per process) make `R'` a sum of
-/// 64 table entries,
-/// which is exactly the same point: see [`verify_with_table`] for why the answer is the same
-/// for every input.
+/// table entries, exactly the same point: see [`verify_with_table`] for why the answer is the
+/// same for every input.
 pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<Result<(), KeyError>> {
     verify_batch_tuned(items, TABLE_MIN_ITEMS)
 }
@@ -297,8 +296,9 @@ impl RadixTable {
     }
 
     /// `[x]P` added to `sum`, for the scalar with little-endian bytes `x`; `None` if `x` is too
-    /// large for the windows (never the case for a reduced scalar, which is below 2^253: the
-    /// top window then holds at most 5 bits, so no carry leaves it).
+    /// large for the windows (never the case for a reduced scalar, which is below 2^253: at
+    /// every width from 4 to 8 the top window then holds less than half its range, so no carry
+    /// leaves it).
     ///
     /// Each window of `w` bits is recoded into a signed digit in `[-2^(w-1), 2^(w-1))`,
     /// carrying into the next, so `x = sum d_i 2^(w i)` and `[x]P = sum [d_i 2^(w i)]P`, a
