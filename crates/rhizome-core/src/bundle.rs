@@ -450,11 +450,16 @@ mod tests {
         }
         // A duplicate member, even one equal to the first, is refused before anything else.
         let dup = line.replacen("{", "{\"created_at\":5,", 1);
-        assert!(matches!(Manifest::parse(dup.as_bytes()), Err(BundleError::Json(_))));
+        assert!(matches!(
+            Manifest::parse(dup.as_bytes()),
+            Err(BundleError::Json(_))
+        ));
         // Only an object is a manifest, whatever an array holds.
         assert_eq!(
             Manifest::parse(br#"["rhizome-bundle/1", {"public_key": "00"}]"#),
-            Err(BundleError::Shape("not a manifest: no `format` member".into()))
+            Err(BundleError::Shape(
+                "not a manifest: no `format` member".into()
+            ))
         );
     }
 

@@ -7,7 +7,8 @@
 //! (alone, and all in one call), many random valid signatures, the same signatures with bits
 //! flipped in R, S and the message or with S + L, signatures whose R carries a torsion
 //! component, and keys with a torsion component (where strict verification accepts some
-//! honest signatures and refuses others). Deterministic: a fixed-seed PRNG.
+//! honest signatures and refuses others), with tables of every width (4 to 8 bits, by the
+//! number of items per key). Deterministic: a fixed-seed PRNG.
 #![allow(clippy::unwrap_used)]
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
@@ -277,6 +278,52 @@ fn torsion_in_r_and_in_a_agrees() {
         "torsion: {} signatures checked, {accepted} accepted",
         items.len()
     );
+}
+
+/// Tables of every width (`verify_batch` picks 4 to 8 bits by the items per author: 45, 100,
+/// 300 and 600 items reach 5, 6, 7 and 8) on one key's honest signatures, the same with a bit
+/// flipped in R or S, and signatures whose R carries a torsion component.
+#[test]
+fn every_table_width_agrees() {
+    let torsion = torsion_points();
+    let mut rng = Prng(4);
+    for per in [45, 100, 300, 600] {
+        let seed = rng.bytes::<32>();
+        let a = secret_scalar(&seed);
+        let big_a = (ED25519_BASEPOINT_POINT * a).compress().to_bytes();
+        let sk = SecretKey::from_seed(&seed);
+        let mut items = Vec::new();
+        for j in 0..per {
+            let message = format!("width test {per} {j}").into_bytes();
+            let mut sig = *sk.sign(&message).as_bytes();
+            let name = match j % 4 {
+                1 => {
+                    sig[rng.below(64)] ^= 1 << rng.below(8);
+                    "a bit flipped"
+                }
+                2 => {
+                    let r = Scalar::from_bytes_mod_order_wide(&rng.bytes::<64>());
+                    let t = torsion[1 + j % (torsion.len() - 1)];
+                    let big_r = (ED25519_BASEPOINT_POINT * r + t).compress().to_bytes();
+                    let k = challenge(&big_r, &big_a, &message);
+                    sig = sig_bytes(&big_r, (r + k * a).as_bytes());
+                    "R = [r]B + T"
+                }
+                _ => "honest",
+            };
+            items.push(Item {
+                name: format!("{per} items: {j}, {name}"),
+                key: big_a,
+                message,
+                sig,
+            });
+        }
+        let accepted = assert_agree(&format!("{per} items of one key"), &items);
+        assert!(
+            accepted >= per / 2 && accepted < per,
+            "{per}: {accepted} accepted"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
