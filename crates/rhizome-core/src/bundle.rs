@@ -215,15 +215,26 @@ fn signed_message(prefix: &[u8], canonical: &[u8]) -> Vec<u8> {
 
 /// Splits off `sig` and checks it under `key`.
 fn check_sig(mut v: Value, prefix: &[u8], key: &PublicKey) -> Result<Value, BundleError> {
-    let sig = match v.as_object_mut().and_then(|m| m.remove("sig")) {
+    let sig = v.as_object_mut().and_then(|m| m.remove("sig"));
+    verify_sig(sig, prefix, &to_canonical(&v), key)?;
+    Ok(v)
+}
+
+/// Checks a parsed `sig` member (if any) over the canonical bytes of its object without it.
+fn verify_sig(
+    sig: Option<Value>,
+    prefix: &[u8],
+    unsigned: &[u8],
+    key: &PublicKey,
+) -> Result<(), BundleError> {
+    let sig = match sig {
         Some(Value::String(s)) => s
             .parse::<Signature>()
             .map_err(|e| BundleError::Shape(format!("field `sig`: {e}")))?,
         _ => return Err(BundleError::Shape("missing field `sig`".into())),
     };
-    key.verify(&message(prefix, &v), &sig)
-        .map_err(|_| BundleError::BadSignature)?;
-    Ok(v)
+    key.verify(&signed_message(prefix, unsigned), &sig)
+        .map_err(|_| BundleError::BadSignature)
 }
 
 impl Manifest {
@@ -264,14 +275,8 @@ impl Manifest {
             .ok_or_else(|| BundleError::Shape("missing field `exporter.public_key`".into()))?
             .parse()
             .map_err(|e| BundleError::Shape(format!("field `exporter.public_key`: {e}")))?;
-        let sig = match sig.and_then(|s| serde_json::from_slice::<Value>(&s).ok()) {
-            Some(Value::String(s)) => s
-                .parse::<Signature>()
-                .map_err(|e| BundleError::Shape(format!("field `sig`: {e}")))?,
-            _ => return Err(BundleError::Shape("missing field `sig`".into())),
-        };
-        key.verify(&signed_message(MANIFEST_PREFIX, &unsigned), &sig)
-            .map_err(|_| BundleError::BadSignature)?;
+        let sig = sig.and_then(|s| serde_json::from_slice::<Value>(&s).ok());
+        verify_sig(sig, MANIFEST_PREFIX, &unsigned, &key)?;
         // Read from the line as written, so integers must be written with digits only
         // (PROTOCOL 8.2: `5.0` is refused, though its canonical form is `5`). The values are
         // those the signature covers: the line has no duplicate keys (checked above), and the
