@@ -22,6 +22,8 @@ struct FeedWriter {
     n: u64,
     seq: u64,
     prev: Option<rhizome_core::Hash>,
+    /// Write `BLOB` events with a payload string of this many bytes instead of posts.
+    blob: Option<usize>,
 }
 
 impl FeedWriter {
@@ -34,6 +36,7 @@ impl FeedWriter {
             n,
             seq: 0,
             prev: None,
+            blob: None,
         }
     }
 
@@ -42,17 +45,20 @@ impl FeedWriter {
         (0..count)
             .map(|_| {
                 self.seq += 1;
-                let payload = Payload::new(json!({
-                    "text": format!("Post number {} of feed {}: the river is high today, bring boots", self.seq, self.n),
-                    "lang": "en"
-                }))?;
+                let (kind, payload) = match self.blob {
+                    None => ("POST", json!({
+                        "text": format!("Post number {} of feed {}: the river is high today, bring boots", self.seq, self.n),
+                        "lang": "en"
+                    })),
+                    Some(n) => ("BLOB", json!({"data": "x".repeat(n)})),
+                };
                 let ev = sign(
                     &self.key,
                     Seq::new(self.seq)?,
                     self.prev,
-                    EventType::new("POST")?,
+                    EventType::new(kind)?,
                     Timestamp::new(start_ts + self.seq * 1000 + self.n)?,
-                    payload,
+                    Payload::new(payload)?,
                 )?;
                 self.prev = Some(ev.hash);
                 Ok(ev)
@@ -238,7 +244,12 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
                 );
             }
         }
-        BenchCmd::Bundle { events, feeds, dir } => bundle(*events, *feeds, dir, json)?,
+        BenchCmd::Bundle {
+            events,
+            feeds,
+            dir,
+            payload_bytes,
+        } => bundle(*events, *feeds, dir, *payload_bytes, json)?,
         BenchCmd::Verify { signatures } => verify(*signatures, json)?,
         BenchCmd::Kdf => {
             let kdf = KdfParams::default();
@@ -268,7 +279,13 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
 }
 
 /// `bench bundle`: a real home of synthetic feeds, a full export, and a 100-event delta.
-fn bundle(events: u64, feeds: u64, dir: &std::path::Path, json: bool) -> Result<()> {
+fn bundle(
+    events: u64,
+    feeds: u64,
+    dir: &std::path::Path,
+    payload_bytes: Option<usize>,
+    json: bool,
+) -> Result<()> {
     use rhizome_core::bundle::Exporter;
     use rhizome_core::{Clock, InstanceId};
     anyhow::ensure!(
@@ -295,7 +312,12 @@ fn bundle(events: u64, feeds: u64, dir: &std::path::Path, json: bool) -> Result<
         },
     )?;
     let per_feed = (events / feeds).max(1);
-    let mut writers: Vec<FeedWriter> = (0..feeds).map(FeedWriter::new).collect();
+    let mut writers: Vec<FeedWriter> = (0..feeds)
+        .map(|n| FeedWriter {
+            blob: payload_bytes,
+            ..FeedWriter::new(n)
+        })
+        .collect();
     for done in (0..per_feed).step_by(100) {
         let n = (per_feed - done).min(100);
         let round: Result<Vec<Vec<VerifiedEvent>>> = writers

@@ -489,6 +489,10 @@ EXAMPLES:\n  rhizome bench bundle --events 1000000 --feeds 1000 --dir /tmp/rb"
         /// Where to leave the source home and the bundles (must not exist)
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// Instead of posts, events of an unknown type `BLOB` whose payload holds a string of
+        /// this many bytes (large lines: memory bounds of the import)
+        #[arg(long, value_name = "BYTES")]
+        payload_bytes: Option<usize>,
     },
     /// Cost of the passphrase KDF (Argon2id) with the default parameters
     #[command(after_help = "EXAMPLES:\n  rhizome bench kdf")]

@@ -497,6 +497,29 @@ fn relay_through_a_carrier_keeps_events_byte_identical() {
 // 2. Importing twice
 // ---------------------------------------------------------------------------------------------
 
+/// Lines larger than a chunk (each goes alone) and, together, than the bytes allowed in flight:
+/// the reader waits for the writer to store earlier ones, and every event arrives.
+#[test]
+fn large_lines_import_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = dir.path().join("made");
+    ok(bin()
+        .args(["bench", "bundle", "--events", "24", "--feeds", "2"])
+        .args(["--payload-bytes", "3000000", "--dir"])
+        .arg(&made));
+    let file = made.join("full.bundle");
+    assert!(std::fs::metadata(&file).unwrap().len() > 72_000_000);
+    let home = dir.path().join("dest");
+    init(&home, "dest", "dora");
+    let report = import(&home, &file).expect(0).clone();
+    assert_eq!(report["status"], "complete", "{report}");
+    assert_eq!(report["new"], 24, "{report}");
+    assert_eq!(report["refused_total"], 0, "{report}");
+    // Stored whole: a second import finds every event a duplicate.
+    let again = import(&home, &file).expect(0).clone();
+    assert_eq!(again["duplicate"], 24, "{again}");
+}
+
 #[test]
 fn importing_the_same_bundle_twice_adds_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -24,7 +24,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rhizome_core::bundle::{BundleError, Exporter, Manifest, Trailer};
@@ -37,13 +37,21 @@ use rhizome_store::{Outcome, SqliteStore, Store, StoreError};
 use crate::lines::{Line, LineReader};
 
 pub use rhizome_core::bundle::MAX_LINE;
-/// Events verified together when a bundle is only checked (`check_bundle`).
+/// Events verified together when a bundle is only checked (`check_bundle`), and most bytes of
+/// their lines (so that large lines do not pile up in memory).
 const BATCH: usize = 4096;
+const BATCH_BYTES: usize = 8 << 20;
 /// Most event lines per chunk of work. Large enough that most authors' runs in a chunk pay for
 /// a verification table (`keys::TABLE_MIN_ITEMS`), small enough to bound memory.
 const CHUNK_LINES: usize = 2048;
 /// Most bytes of lines per chunk (one line may still be up to [`MAX_LINE`]).
 const CHUNK_BYTES: usize = 2 << 20;
+/// Most bytes of event lines in flight between the reader and the writer (raw, parsed or
+/// waiting to be stored; one line longer than this still goes, alone). Chunks are counted too,
+/// but a chunk of one 16 MiB line weighs what 10,000 ordinary ones do: measured on 40 lines of
+/// 15 MB, the import peaked at 577 MB before this bound. Ordinary bundles stay below it
+/// (B6 holds at most about 15 MiB of lines in flight).
+const IN_FLIGHT_BYTES: usize = 24 << 20;
 /// Verified chunks queued for the writer. The writer is the slower stage, so a deeper queue
 /// only holds more memory (each chunk is a few MiB of parsed events): 8 cost 10 MB of peak RSS
 /// on B6 for no gain in throughput.
@@ -206,6 +214,14 @@ enum RawLine {
 }
 
 impl RawLine {
+    /// Bytes held.
+    fn len(&self) -> usize {
+        match self {
+            RawLine::Text(_, bytes, _) => bytes.len(),
+            RawLine::TooLong(..) => 0,
+        }
+    }
+
     /// The author's key as written at the start of a canonical event line (`{"author":"…`),
     /// unparsed. Only a hint for cutting chunks: lines are parsed for real by the workers.
     fn author(&self) -> Option<[u8; 64]> {
@@ -225,12 +241,59 @@ struct Job {
     /// Bytes read up to the end of this chunk (for the progress bar).
     bytes: u64,
     done: SyncSender<Result<Done, StoreError>>,
+    /// The chunk's share of [`IN_FLIGHT_BYTES`], held until its events are stored.
+    permit: Permit,
 }
 
 /// What became of a chunk's lines, in line order.
 struct Done {
     lines: Vec<Fate>,
     bytes: u64,
+    permit: Permit,
+}
+
+/// Bytes of event lines between the reader and the writer, shared by every stage: a chunk is
+/// read only when its lines fit in [`IN_FLIGHT_BYTES`] with those already in flight (or when
+/// none are), and its share is given back when the chunk is dropped, stored or not.
+#[derive(Default)]
+struct Budget {
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Budget {
+    fn take(self: &Arc<Self>, bytes: usize) -> Permit {
+        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        while *used > 0 && *used + bytes > IN_FLIGHT_BYTES {
+            used = self
+                .freed
+                .wait(used)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *used += bytes;
+        Permit {
+            budget: Arc::clone(self),
+            bytes,
+        }
+    }
+}
+
+/// A chunk's share of the [`Budget`], given back on drop.
+struct Permit {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut used = self
+            .budget
+            .used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *used -= self.bytes;
+        self.budget.freed.notify_all();
+    }
 }
 
 /// What became of one line.
@@ -455,6 +518,7 @@ fn read_lines<R: BufRead>(
     reader: &mut LineReader<R>,
     jobs: &SyncSender<Job>,
     order: &SyncSender<Receiver<Result<Done, StoreError>>>,
+    budget: &Arc<Budget>,
 ) -> ReadEnd {
     let mut end = ReadEnd {
         trailer: None,
@@ -468,7 +532,7 @@ fn read_lines<R: BufRead>(
     let mut carry: Option<RawLine> = None;
     while !ended {
         let mut lines: Vec<RawLine> = carry.take().into_iter().collect();
-        let mut size = 0;
+        let mut size: usize = lines.iter().map(RawLine::len).sum();
         let mut author: Option<[u8; 64]> = lines.first().and_then(RawLine::author);
         while lines.len() < CHUNK_LINES && size < CHUNK_BYTES {
             let line = reader.next_line().unwrap_or_else(|e| {
@@ -495,7 +559,6 @@ fn read_lines<R: BufRead>(
                     } else if let Some(v) = Trailer::detect(&bytes) {
                         end.trailer = Some((line_no, v, reader.digest_before_last_line()));
                     } else {
-                        size += bytes.len();
                         let line = RawLine::Text(line_no, bytes, terminated);
                         // Past half a chunk, a new author starts the next chunk, so that an
                         // author's run is seldom split (each piece builds its own key table).
@@ -505,6 +568,7 @@ fn read_lines<R: BufRead>(
                             break;
                         }
                         author = next.or(author);
+                        size += line.len();
                         lines.push(line);
                     }
                 }
@@ -513,11 +577,13 @@ fn read_lines<R: BufRead>(
         if lines.is_empty() {
             continue;
         }
+        let permit = budget.take(size);
         let (done, result) = mpsc::sync_channel(1);
         let job = Job {
             lines,
             bytes: reader.bytes,
             done,
+            permit,
         };
         // Either send fails only when the import stopped early (its error is reported).
         if order.send(result).is_err() || jobs.send(job).is_err() {
@@ -533,7 +599,7 @@ fn read_lines<R: BufRead>(
 fn write_chunks(
     store: &mut SqliteStore,
     carrier: &rhizome_core::InstanceId,
-    chunks: &Receiver<Vec<VerifiedEvent>>,
+    chunks: &Receiver<(Vec<VerifiedEvent>, Permit)>,
 ) -> Result<Written, StoreError> {
     let mut w = Written::default();
     // No transaction is open while waiting for the first chunk of the next one.
@@ -541,8 +607,10 @@ fn write_chunks(
         let opened = Instant::now();
         let mut tx = store.begin_import(Some(carrier))?;
         let mut next = Some(first);
-        while let Some(chunk) = next.take() {
+        while let Some((chunk, permit)) = next.take() {
             let result = tx.add(&chunk)?;
+            // Stored: its share of the budget goes back before waiting for the next chunk.
+            drop((chunk, permit));
             w.promoted += result.promoted;
             for o in &result.outcomes {
                 match o {
@@ -617,6 +685,7 @@ fn run_worker(lookup: &SqliteStore, blocked: &BTreeSet<PublicKey>, jobs: &Mutex<
         let done = work(lookup, blocked, job.lines, order).map(|lines| Done {
             lines,
             bytes: job.bytes,
+            permit: job.permit,
         });
         // Whichever order suits this chunk likely suits the next: bundles are re-imported
         // whole or not at all, mostly.
@@ -701,13 +770,15 @@ pub fn import_bundle<R: BufRead + Send>(
     let (jobs_tx, jobs_rx) = mpsc::sync_channel::<Job>(workers);
     let jobs_rx = Mutex::new(jobs_rx);
     let (order_tx, order_rx) = mpsc::sync_channel(workers);
-    let (to_writer, chunks) = mpsc::sync_channel::<Vec<VerifiedEvent>>(WRITER_QUEUE);
+    let (to_writer, chunks) = mpsc::sync_channel::<(Vec<VerifiedEvent>, Permit)>(WRITER_QUEUE);
+    let budget = Arc::new(Budget::default());
     store.set_cache_kib(WRITER_CACHE_KIB)?;
     let writer_store = &mut *store;
     let blocked = &blocked_authors;
     let piped = std::thread::scope(|scope| -> Result<(Written, ReadEnd), ImportError> {
         let writer = scope.spawn(move || write_chunks(writer_store, &carrier, &chunks));
-        let reader = scope.spawn(move || read_lines(&mut reader, &jobs_tx, &order_tx));
+        let budget = &budget;
+        let reader = scope.spawn(move || read_lines(&mut reader, &jobs_tx, &order_tx, budget));
         let jobs = &jobs_rx;
         let pool: Vec<_> = lookups
             .into_iter()
@@ -740,7 +811,8 @@ pub fn import_bundle<R: BufRead + Send>(
                     }
                     report.events_read += 1;
                 }
-                if !verified.is_empty() && to_writer.send(verified).is_err() {
+                // A chunk with nothing to store gives its share back here.
+                if !verified.is_empty() && to_writer.send((verified, done.permit)).is_err() {
                     break; // the writer failed; its error is reported below
                 }
                 progress(done.bytes);
@@ -899,6 +971,7 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
         bytes: 0,
     };
     let mut batch: Vec<Event> = Vec::new();
+    let mut batch_bytes = 0;
     let mut unreadable: Option<String> = None;
     let mut trailer: Option<(Value, [u8; 32])> = None;
     let mut after = false;
@@ -928,8 +1001,10 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
                         out.event_lines += 1;
                         if verify_events {
                             batch.push(*ev);
-                            if batch.len() == BATCH {
+                            batch_bytes += bytes.len();
+                            if batch.len() == BATCH || batch_bytes >= BATCH_BYTES {
                                 out.invalid_events += count_invalid(std::mem::take(&mut batch));
+                                batch_bytes = 0;
                             }
                         }
                     }
@@ -996,6 +1071,38 @@ mod tests {
             Fate::Blocked => "blocked".into(),
             Fate::Cut => "cut".into(),
         }
+    }
+
+    /// A chunk larger than the whole budget goes alone; the next waits until it is dropped.
+    #[test]
+    fn budget_admits_an_oversize_chunk_alone_then_waits_for_room() {
+        let budget = Arc::new(Budget::default());
+        let big = budget.take(IN_FLIGHT_BYTES * 2);
+        let (sent, got) = mpsc::channel();
+        let waiter = {
+            let budget = Arc::clone(&budget);
+            std::thread::spawn(move || {
+                let small = budget.take(1);
+                sent.send(()).unwrap();
+                drop(small);
+            })
+        };
+        assert!(
+            got.recv_timeout(Duration::from_millis(300)).is_err(),
+            "admitted while the budget was over"
+        );
+        drop(big);
+        got.recv_timeout(Duration::from_secs(10))
+            .expect("admitted once the big chunk was dropped");
+        waiter.join().unwrap();
+        assert_eq!(*budget.used.lock().unwrap(), 0, "every share given back");
+        // Within the budget, chunks go together.
+        let (a, b) = (
+            budget.take(IN_FLIGHT_BYTES / 2),
+            budget.take(IN_FLIGHT_BYTES / 2),
+        );
+        assert_eq!(*budget.used.lock().unwrap(), IN_FLIGHT_BYTES);
+        drop((a, b));
     }
 
     /// Both orders of reading give every line the same fate, on lines made to tell them apart.
