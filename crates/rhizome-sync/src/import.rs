@@ -49,7 +49,7 @@ const CHUNK_BYTES: usize = 2 << 20;
 /// Most bytes of event lines in flight between the reader and the writer (raw, parsed or
 /// waiting to be stored; one line longer than this still goes, alone). Chunks are counted too,
 /// but a chunk of one 16 MiB line weighs what 10,000 ordinary ones do: measured on 40 lines of
-/// 15 MB, the import peaked at 577 MB before this bound. Ordinary bundles stay below it
+/// 15 MB, the import peaked at 591 MB before this bound. Ordinary bundles stay below it
 /// (B6 holds at most about 15 MiB of lines in flight).
 const IN_FLIGHT_BYTES: usize = 24 << 20;
 /// Verified chunks queued for the writer. The writer is the slower stage, so a deeper queue
