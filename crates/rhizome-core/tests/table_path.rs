@@ -230,6 +230,21 @@ fn mutated_signatures_agree() {
     );
 }
 
+/// The signature `(R, S = r + k a)` by secret scalar `a` under `key`, with `k` the challenge of
+/// `R`, `key` and `message`: what an honest signer computes, but with `R` chosen by the caller
+/// (`[r]B` plus a torsion point, or `[r]B` under a key that is not `[a]B`).
+fn signature_with(
+    a: Scalar,
+    key: &[u8; 32],
+    r: Scalar,
+    big_r: EdwardsPoint,
+    message: &[u8],
+) -> [u8; 64] {
+    let big_r = big_r.compress().to_bytes();
+    let k = challenge(&big_r, key, message);
+    sig_bytes(&big_r, (r + k * a).as_bytes())
+}
+
 #[test]
 fn torsion_in_r_and_in_a_agrees() {
     let torsion = torsion_points();
@@ -248,23 +263,21 @@ fn torsion_in_r_and_in_a_agrees() {
                 let message = format!("torsion {signer} {ti} {j}").into_bytes();
                 let r = Scalar::from_bytes_mod_order_wide(&rng.bytes::<64>());
                 // R = [r]B + T, S = r + k a: off by T in the cofactorless equation.
-                let big_r = (ED25519_BASEPOINT_POINT * r + t).compress().to_bytes();
-                let k = challenge(&big_r, &big_a.compress().to_bytes(), &message);
+                let key = big_a.compress().to_bytes();
+                let rb = ED25519_BASEPOINT_POINT * r;
                 items.push(Item {
                     name: format!("signer {signer}: R = [r]B + T{ti}, message {j}"),
-                    key: big_a.compress().to_bytes(),
-                    sig: sig_bytes(&big_r, (r + k * a).as_bytes()),
+                    key,
+                    sig: signature_with(a, &key, r, rb + t, &message),
                     message: message.clone(),
                 });
                 // A' = A + T (a mixed-order key): R = [r]B, S = r + k a. Strict verification
                 // accepts exactly when [k]T is the identity, so some of these verify.
                 let key_t = (big_a + t).compress().to_bytes();
-                let big_r = (ED25519_BASEPOINT_POINT * r).compress().to_bytes();
-                let k = challenge(&big_r, &key_t, &message);
                 items.push(Item {
                     name: format!("signer {signer}: A + T{ti}, message {j}"),
                     key: key_t,
-                    sig: sig_bytes(&big_r, (r + k * a).as_bytes()),
+                    sig: signature_with(a, &key_t, r, rb, &message),
                     message,
                 });
             }
@@ -304,9 +317,7 @@ fn every_table_width_agrees() {
                 2 => {
                     let r = Scalar::from_bytes_mod_order_wide(&rng.bytes::<64>());
                     let t = torsion[1 + j % (torsion.len() - 1)];
-                    let big_r = (ED25519_BASEPOINT_POINT * r + t).compress().to_bytes();
-                    let k = challenge(&big_r, &big_a, &message);
-                    sig = sig_bytes(&big_r, (r + k * a).as_bytes());
+                    sig = signature_with(a, &big_a, r, ED25519_BASEPOINT_POINT * r + t, &message);
                     "R = [r]B + T"
                 }
                 _ => "honest",
