@@ -3,7 +3,7 @@
 //! A [`PublicKey`] can only be built from a canonical encoding of a point that is not of small
 //! order, so a weak key never enters the system. Verification (single and batch) rejects
 //! non-canonical `S`, non-canonical or small-order `R`, and agrees with ed25519-dalek's
-//! `verify_strict` on every vector in `shared/vectors/ed25519`, in single and batch form.
+//! `verify_strict` on every vector in `testdata/vectors/ed25519`, in single and batch form.
 //!
 //! [`verify_batch`] gives every item exactly the answer of `verify_strict`, one signature at a
 //! time (no batch equation). What it shares between items is work on the key: an author with

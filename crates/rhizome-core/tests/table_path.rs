@@ -3,7 +3,7 @@
 //! every input.
 //!
 //! `keys::verify_batch_tuned(items, 1)` builds a table for every key, `usize::MAX` for none; both
-//! are compared with the single path on: every Ed25519 vector in `shared/vectors/ed25519`
+//! are compared with the single path on: every Ed25519 vector in `testdata/vectors/ed25519`
 //! (alone, and all in one call), many random valid signatures, the same signatures with bits
 //! flipped in R, S and the message or with S + L, signatures whose R carries a torsion
 //! component, and keys with a torsion component (where strict verification accepts some

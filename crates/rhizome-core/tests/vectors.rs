@@ -1,4 +1,4 @@
-//! Every external test vector in `shared/vectors/` (beside the checkout) run against rhizome-core.
+//! Every external test vector in `testdata/vectors/` (committed, see its README) run against rhizome-core.
 //!
 //! Ed25519 vectors go through both verification paths, `PublicKey::verify` (single) and
 //! `keys::verify_batch` (batch), which must give exactly the expected answer. A vector whose

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used)]
-//! The age test files of C2SP/CCTV (`../shared/vectors/age/cctv`), through the decrypting path
+//! The age test files of C2SP/CCTV (`testdata/vectors/age/cctv`), through the decrypting path
 //! bundles use (`codec::decrypt`): every file whose identity type Rhizome supports (X25519 and
 //! scrypt passphrases) gives exactly the expected outcome; every other file (ML-KEM hybrid
 //! identities) must at least fail cleanly, never panic.
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 fn dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors/age/cctv"
+        "/../../testdata/vectors/age/cctv"
     ))
 }
 
@@ -103,7 +103,7 @@ fn cctv_age_vectors() {
     let mut names: Vec<_> = std::fs::read_dir(dir())
         .unwrap_or_else(|e| {
             panic!(
-                "{}: {e} (CI keeps shared/ beside the checkout)",
+                "{}: {e} (the vectors are committed under testdata/vectors)",
                 dir().display()
             )
         })

@@ -8,29 +8,29 @@ use curve25519_dalek::Scalar;
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 
-/// `shared/vectors/`, checked out beside the repository: required, never skipped.
+/// `testdata/vectors/` in the repository: required, never skipped.
 pub fn vectors_dir() -> PathBuf {
     let dir = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/vectors"
+        "/../../testdata/vectors"
     ));
     assert!(
         dir.is_dir(),
-        "test vector directory {} is missing: the external vectors (shared/vectors/, checked \
-         out beside the repository) are required, these tests never skip",
+        "test vector directory {} is missing: the external vectors are committed under \
+         testdata/vectors and required; these tests never skip",
         dir.display()
     );
     dir
 }
 
-/// A vector file by its path below `shared/vectors/`.
+/// A vector file by its path below `testdata/vectors/`.
 pub fn vector_path(rel: &str) -> PathBuf {
     let path = vectors_dir().join(rel);
     assert!(path.exists(), "test vector {} is missing", path.display());
     path
 }
 
-/// A JSON vector file by its path below `shared/vectors/`.
+/// A JSON vector file by its path below `testdata/vectors/`.
 pub fn read_json(rel: &str) -> Value {
     let path = vector_path(rel);
     let bytes =
