@@ -6,7 +6,9 @@ use rhizome_core::event::{sign, signing_message, EventType, Payload};
 use rhizome_core::keys::{self, PublicKey, Signature};
 use rhizome_core::sealed::{KdfParams, SealingKey};
 use rhizome_core::{SecretKey, Seq, Timestamp, VerifiedEvent};
-use rhizome_store::{Outcome, SqliteStore, Store};
+use rhizome_store::prelude::*;
+use rhizome_store::Outcome;
+use rhizome_store_sqlite::SqliteStore;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -166,7 +168,7 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
         } => {
             let f = fill(*events, *feeds, *batch)?;
             let whole = f.wall;
-            let size = f.store.size_on_disk();
+            let size = f.store.size_on_disk().unwrap_or(0);
             let total = f.total;
             if json {
                 say!(
@@ -213,7 +215,7 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
                 let t = Instant::now();
                 let page = f.store.timeline(None, cursor, 50)?;
                 walk.push(t.elapsed().as_secs_f64() * 1e6);
-                cursor = page.last().map(|i| rhizome_store::views::Cursor {
+                cursor = page.last().map(|i| rhizome_store::Cursor {
                     ts: i.ts,
                     hash: i.hash,
                 });

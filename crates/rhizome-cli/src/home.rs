@@ -3,7 +3,9 @@
 use anyhow::{Context, Result};
 use rhizome_core::sealed::{self, KdfParams, SealingKey, StoredSecret};
 use rhizome_core::SecretKey;
-use rhizome_store::{LocalAuthor, SqliteStore, StoreError};
+use rhizome_store::prelude::*;
+use rhizome_store::{LocalAuthor, StoreError};
+use rhizome_store_sqlite::SqliteStore;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -186,7 +188,7 @@ pub fn unlock_author(author: &LocalAuthor) -> Result<SecretKey> {
 /// Makes sure this instance holds `author`'s signed declaration that it hosts them (PROTOCOL
 /// 9.2), published in its manifests; signed while the author's key is open anyway.
 pub fn declare_host(store: &mut SqliteStore, author: &SecretKey) -> Result<()> {
-    let here = rhizome_core::InstanceId::of(&rhizome_store::Store::identity(store)?.public_key);
+    let here = rhizome_core::InstanceId::of(&KeyStore::identity(store)?.public_key);
     let held = store
         .local_hosts()?
         .iter()

@@ -3,7 +3,9 @@
 use anyhow::Result;
 use rhizome_core::sealed::StoredSecret;
 use rhizome_core::InstanceId;
-use rhizome_store::{Identity, LocalAuthor, SqliteStore, Store, StoreError};
+use rhizome_store::prelude::*;
+use rhizome_store::{Identity, LocalAuthor, StoreError};
+use rhizome_store_sqlite::SqliteStore;
 use serde_json::json;
 use std::path::Path;
 

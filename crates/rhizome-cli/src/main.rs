@@ -27,7 +27,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 use cli::{AuthorCmd, BundleCmd, Cli, Command, ViewsCmd};
-use rhizome_store::sync_state::Trust;
+use rhizome_store::Trust;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

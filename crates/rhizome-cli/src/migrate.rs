@@ -8,7 +8,9 @@
 use anyhow::Result;
 use rhizome_core::event::{self, EventType, Payload};
 use rhizome_core::{canonical, schema, Hash, PublicKey, SecretKey, Seq, Timestamp};
-use rhizome_store::{LocalAuthor, Outcome, SqliteStore, Store};
+use rhizome_store::prelude::*;
+use rhizome_store::{LocalAuthor, Outcome};
+use rhizome_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;

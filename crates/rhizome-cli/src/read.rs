@@ -3,7 +3,8 @@
 use anyhow::Result;
 use rhizome_core::event::verify_batch;
 use rhizome_core::{Event, Hash, PublicKey};
-use rhizome_store::{SqliteStore, Store};
+use rhizome_store::prelude::*;
+use rhizome_store_sqlite::SqliteStore;
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::Write;

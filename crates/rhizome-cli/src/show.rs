@@ -3,8 +3,9 @@
 
 use anyhow::Result;
 use rhizome_core::{Hash, PublicKey};
-use rhizome_store::views::Cursor;
-use rhizome_store::{SqliteStore, Store};
+use rhizome_store::prelude::*;
+use rhizome_store::Cursor;
+use rhizome_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -196,11 +197,11 @@ pub fn thread(home_dir: &Path, hash: &str, json: bool) -> Result<()> {
         say!("  liked by {}", who.join(", "));
     }
     // Print depth-first: children of each node in time order.
-    let mut children: HashMap<Hash, Vec<&rhizome_store::views::Reply>> = HashMap::new();
+    let mut children: HashMap<Hash, Vec<&rhizome_store::Reply>> = HashMap::new();
     for r in &replies {
         children.entry(r.target).or_default().push(r);
     }
-    let mut stack: Vec<(&rhizome_store::views::Reply, usize)> = children
+    let mut stack: Vec<(&rhizome_store::Reply, usize)> = children
         .get(&root)
         .map(|c| c.iter().rev().map(|r| (*r, 1)).collect())
         .unwrap_or_default();
@@ -337,10 +338,13 @@ pub fn status(home_dir: &Path, json: bool) -> Result<()> {
         stats.events,
         stats.feeds
     );
-    say!(
-        "store          {:.1} MiB, schema version {version}",
-        size as f64 / 1_048_576.0
-    );
+    match size {
+        Some(size) => say!(
+            "store          {:.1} MiB, schema version {version}",
+            size as f64 / 1_048_576.0
+        ),
+        None => say!("store          schema version {version}"),
+    }
     say!("per type");
     for (t, n) in &types {
         say!("  {t:<16} {n}");

@@ -3,8 +3,8 @@
 use anyhow::{Context, Result};
 use rhizome_core::bundle::Exporter;
 use rhizome_core::{Clock, InstanceId};
-use rhizome_store::sync_state::{Direction, Trust};
-use rhizome_store::Store;
+use rhizome_store::prelude::*;
+use rhizome_store::{Direction, Trust};
 use rhizome_sync::{ImportOptions, Status};
 use serde_json::json;
 use std::fs::File;
@@ -348,7 +348,7 @@ pub fn import(home_dir: &Path, file: &Path, json: bool) -> Result<()> {
 }
 
 fn import_now(
-    store: &mut rhizome_store::SqliteStore,
+    store: &mut rhizome_store_sqlite::SqliteStore,
     opener: &mut Opener<'_>,
     file: &Path,
     json: bool,
@@ -456,7 +456,7 @@ fn import_now(
 /// (storing nothing in the log), and records it for `rhizome approve` or `reject`.
 fn quarantine(
     home_dir: &Path,
-    store: &mut rhizome_store::SqliteStore,
+    store: &mut rhizome_store_sqlite::SqliteStore,
     opener: &mut Opener<'_>,
     file: &Path,
     json: bool,
@@ -506,7 +506,7 @@ fn quarantine(
             return Err(rejected(file, e));
         }
     };
-    let held = rhizome_store::sync_state::Held {
+    let held = rhizome_store::Held {
         id: id.clone(),
         instance_id: manifest.exporter.instance_id,
         public_key: manifest.exporter.public_key,
@@ -547,10 +547,7 @@ fn quarantine(
     Ok(())
 }
 
-fn find_held(
-    store: &rhizome_store::SqliteStore,
-    id: &str,
-) -> Result<rhizome_store::sync_state::Held> {
+fn find_held(store: &rhizome_store_sqlite::SqliteStore, id: &str) -> Result<rhizome_store::Held> {
     store
         .held()?
         .into_iter()

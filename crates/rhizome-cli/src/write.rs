@@ -4,7 +4,9 @@ use anyhow::Result;
 use rhizome_core::event::{self, EventType, Payload};
 use rhizome_core::schema::{self, Kind};
 use rhizome_core::{canonical, Hash, PublicKey, Seq, Timestamp};
-use rhizome_store::{Outcome, SqliteStore, Store};
+use rhizome_store::prelude::*;
+use rhizome_store::Outcome;
+use rhizome_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 use std::path::Path;
 

@@ -9,6 +9,7 @@
 
 pub mod bundle;
 pub mod canonical;
+pub mod chain;
 pub mod clock;
 pub mod event;
 pub mod ids;

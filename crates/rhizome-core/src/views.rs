@@ -209,6 +209,242 @@ fn effects_or_skip(event: &Event) -> Result<Vec<Effect>, Skip> {
     })
 }
 
+/// A timeline row: a post or reshare, keyed by (timestamp, hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineRow {
+    /// Author's timestamp, ms.
+    pub ts: u64,
+    /// Event hash.
+    pub hash: Hash,
+    /// Author.
+    pub author: PublicKey,
+    /// Seq in the author's feed.
+    pub seq: u64,
+    /// Event type (POST or RESHARE).
+    pub kind: String,
+    /// The reshared event, for reshares.
+    pub target: Option<Hash>,
+}
+
+/// A reply row, keyed by (target, hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRow {
+    /// The event replied to.
+    pub target: Hash,
+    /// The reply.
+    pub hash: Hash,
+    /// Its author.
+    pub author: PublicKey,
+    /// Its seq.
+    pub seq: u64,
+    /// Its timestamp.
+    pub ts: u64,
+}
+
+/// The latest star state of (author, target), keyed by both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StarRow {
+    /// Who starred.
+    pub author: PublicKey,
+    /// What.
+    pub target: Hash,
+    /// Seq of the STAR event that set it.
+    pub seq: u64,
+    /// Starred or unstarred.
+    pub starred: bool,
+}
+
+/// An event the views cannot use, keyed by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkipRow {
+    /// Event hash.
+    pub hash: Hash,
+    /// Author.
+    pub author: PublicKey,
+    /// Seq.
+    pub seq: u64,
+    /// Event type.
+    pub kind: String,
+    /// Why.
+    pub skip: Skip,
+}
+
+/// The rows a backend keeps for the views, as plain keyed reads and writes: every rule about
+/// which row wins lives in [`apply`], so all backends merge the same way. Inserts of a row
+/// whose key is present change nothing.
+pub trait ViewRows {
+    /// The backend's error.
+    type Error;
+    /// Inserts a timeline row.
+    fn insert_timeline(&mut self, row: &TimelineRow) -> Result<(), Self::Error>;
+    /// Inserts a reply row.
+    fn insert_reply(&mut self, row: &ReplyRow) -> Result<(), Self::Error>;
+    /// Inserts a like of `target` by `author`.
+    fn insert_like(&mut self, target: &Hash, author: &PublicKey) -> Result<(), Self::Error>;
+    /// Inserts a tag on `target` by `author`.
+    fn insert_tag(
+        &mut self,
+        tag: &str,
+        target: &Hash,
+        author: &PublicKey,
+    ) -> Result<(), Self::Error>;
+    /// The star row of (author, target), if any.
+    fn star(&mut self, author: &PublicKey, target: &Hash) -> Result<Option<StarRow>, Self::Error>;
+    /// Writes (inserts or replaces) the star row of (row.author, row.target).
+    fn put_star(&mut self, row: &StarRow) -> Result<(), Self::Error>;
+    /// The id of `owner`'s circle currently named `name`.
+    fn circle_named(&mut self, owner: &PublicKey, name: &str) -> Result<Option<Hash>, Self::Error>;
+    /// Inserts a circle.
+    fn insert_circle(
+        &mut self,
+        owner: &PublicKey,
+        id: &Hash,
+        name: &str,
+    ) -> Result<(), Self::Error>;
+    /// Renames a circle.
+    fn rename_circle(
+        &mut self,
+        owner: &PublicKey,
+        id: &Hash,
+        name: &str,
+    ) -> Result<(), Self::Error>;
+    /// Adds a member to a circle.
+    fn insert_member(
+        &mut self,
+        owner: &PublicKey,
+        id: &Hash,
+        member: &PublicKey,
+    ) -> Result<(), Self::Error>;
+    /// Removes a member from a circle.
+    fn delete_member(
+        &mut self,
+        owner: &PublicKey,
+        id: &Hash,
+        member: &PublicKey,
+    ) -> Result<(), Self::Error>;
+    /// Records a skipped event.
+    fn insert_skip(&mut self, row: &SkipRow) -> Result<(), Self::Error>;
+    /// Forgets that an event was skipped (its withheld payload has arrived).
+    fn delete_skip(&mut self, hash: &Hash) -> Result<(), Self::Error>;
+}
+
+/// Applies one stored event to the views, with the merge rules every backend shares:
+/// set insertions for timeline, replies, likes and tags; last STAR by seq wins; circle
+/// operations by name in the author's seq order (a create of a taken name, or an operation on
+/// a missing circle, is skipped with the reason).
+pub fn apply<V: ViewRows>(rows: &mut V, event: &Event) -> Result<(), V::Error> {
+    let h = &event.header;
+    let (author, seq, ts) = (h.author, h.seq.get(), h.timestamp.get());
+    for effect in effects(event) {
+        let skip = match effect {
+            Effect::Timeline { target } => {
+                rows.insert_timeline(&TimelineRow {
+                    ts,
+                    hash: event.hash,
+                    author,
+                    seq,
+                    kind: h.kind.as_str().to_string(),
+                    target,
+                })?;
+                None
+            }
+            Effect::Reply { target } => {
+                rows.insert_reply(&ReplyRow {
+                    target,
+                    hash: event.hash,
+                    author,
+                    seq,
+                    ts,
+                })?;
+                None
+            }
+            Effect::Like { target } => {
+                rows.insert_like(&target, &author)?;
+                None
+            }
+            Effect::Star { target, starred } => {
+                // Last by seq wins, whatever order the events were applied in.
+                let newer = rows.star(&author, &target)?.is_none_or(|s| seq > s.seq);
+                if newer {
+                    rows.put_star(&StarRow {
+                        author,
+                        target,
+                        seq,
+                        starred,
+                    })?;
+                }
+                None
+            }
+            Effect::Tag { target, tag } => {
+                rows.insert_tag(&tag, &target, &author)?;
+                None
+            }
+            Effect::Circle(op) => apply_circle(rows, &author, &event.hash, op)?,
+            Effect::Skip(skip) => Some(skip),
+        };
+        if let Some(skip) = skip {
+            rows.insert_skip(&SkipRow {
+                hash: event.hash,
+                author,
+                seq,
+                kind: h.kind.as_str().to_string(),
+                skip,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_circle<V: ViewRows>(
+    rows: &mut V,
+    owner: &PublicKey,
+    hash: &Hash,
+    op: CircleOp,
+) -> Result<Option<Skip>, V::Error> {
+    let missing = |name: &str| Some(Skip::Circle(format!("no circle named {name:?}")));
+    let taken = |name: &str| Some(Skip::Circle(format!("circle {name:?} already exists")));
+    Ok(match op {
+        CircleOp::Create { circle, members } => {
+            if rows.circle_named(owner, &circle)?.is_some() {
+                return Ok(taken(&circle));
+            }
+            rows.insert_circle(owner, hash, &circle)?;
+            for m in &members {
+                rows.insert_member(owner, hash, m)?;
+            }
+            None
+        }
+        CircleOp::Add { circle, members } => match rows.circle_named(owner, &circle)? {
+            Some(id) => {
+                for m in &members {
+                    rows.insert_member(owner, &id, m)?;
+                }
+                None
+            }
+            None => missing(&circle),
+        },
+        CircleOp::Remove { circle, members } => match rows.circle_named(owner, &circle)? {
+            Some(id) => {
+                for m in &members {
+                    rows.delete_member(owner, &id, m)?;
+                }
+                None
+            }
+            None => missing(&circle),
+        },
+        CircleOp::Rename { circle, new_name } => {
+            let Some(id) = rows.circle_named(owner, &circle)? else {
+                return Ok(missing(&circle));
+            };
+            if rows.circle_named(owner, &new_name)?.is_some() {
+                return Ok(taken(&new_name));
+            }
+            rows.rename_circle(owner, &id, &new_name)?;
+            None
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

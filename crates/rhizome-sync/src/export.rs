@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rhizome_core::bundle::{self, Counts, Evidence, Exporter, FeedRange, Manifest, Trailer};
 use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, SecretKey};
-use rhizome_store::{SqliteStore, Store, StoreError};
+use rhizome_store::{Store, StoreError};
 use sha2::{Digest, Sha256};
 
 /// What an export will carry, known exactly before a byte is written.
@@ -48,7 +48,7 @@ impl ExportPlan {
 /// Plans an export of everything beyond `base`, for `recipient` (None: anyone, so no limited
 /// payload is carried). The manifest publishes this instance's host declarations.
 pub fn plan_export(
-    store: &SqliteStore,
+    store: &dyn Store,
     exporter: Exporter,
     base: Clock,
     recipient: Option<InstanceId>,
@@ -158,7 +158,7 @@ impl<W: Write + ?Sized> Write for Hashing<'_, W> {
 
 /// Writes the bundle a plan describes. `progress` is called with the events written so far.
 pub fn write_bundle<W: Write + ?Sized>(
-    store: &SqliteStore,
+    store: &dyn Store,
     plan: &ExportPlan,
     key: &SecretKey,
     out: &mut W,

@@ -31,8 +31,7 @@ use rhizome_core::bundle::{BundleError, Exporter, Manifest, Trailer};
 use rhizome_core::canonical::parse_strict;
 use rhizome_core::event::{verify_batch, EventError};
 use rhizome_core::{Event, Hash, Header, PublicKey, VerifiedEvent};
-use rhizome_store::sync_state::{Direction, Trust};
-use rhizome_store::{Outcome, SqliteStore, Store, StoreError};
+use rhizome_store::{Direction, Outcome, Store, StoreError, Trust};
 
 use crate::lines::{Line, LineReader};
 
@@ -69,12 +68,6 @@ const TX_EVENTS: usize = 262_144;
 const TX_MAX_OPEN: Duration = Duration::from_secs(5);
 /// Most worker threads (one per core up to this).
 const MAX_WORKERS: usize = 16;
-/// Page cache of each worker's read connection: duplicate lookups read each page once.
-const WORKER_CACHE_KIB: u32 = 2048;
-/// Page cache of the writer's connection during an import: the largest part of its memory.
-/// On B6 (BENCHMARKS.md) 48 MiB writes as fast as the store's default 64 MiB and peaks 18 MB
-/// lower; 32 MiB is 10% slower.
-const WRITER_CACHE_KIB: u32 = 48 * 1024;
 
 /// Why a whole bundle was refused (nothing stored).
 #[derive(Debug, thiserror::Error)]
@@ -332,7 +325,7 @@ struct Stored(HashMap<(PublicKey, u64), Hash>);
 
 impl Stored {
     fn load(
-        store: &SqliteStore,
+        store: &dyn Store,
         places: impl Iterator<Item = (PublicKey, u64)>,
     ) -> Result<Self, StoreError> {
         let mut ranges: BTreeMap<PublicKey, (u64, u64)> = BTreeMap::new();
@@ -403,7 +396,7 @@ struct RefusedLine {
 /// and claimed hash (the quick one only succeeds on lines without escapes in those fields, and
 /// both read the same integers), and when only one succeeds, that one decides.
 fn work(
-    store: &SqliteStore,
+    store: &dyn Store,
     blocked: &BTreeSet<PublicKey>,
     lines: Vec<RawLine>,
     order: Order,
@@ -456,10 +449,11 @@ fn work(
             }
             Parsed::Refused(..) if !terminated => Some(Fate::Cut),
             Parsed::Refused(n, reason) => Some(Fate::Refused(n, reason)),
-            Parsed::Event(n, ev) if ev.header.seq.get() > rhizome_store::SEQ_LIMIT => {
+            Parsed::Event(n, ev) if ev.header.seq.get() > store.max_seq() => {
                 let why = format!(
-                    "field `seq`: {} is beyond this store's limit of 2^32-1",
-                    ev.header.seq
+                    "field `seq`: {} is beyond this store's limit of {}",
+                    ev.header.seq,
+                    store.max_seq()
                 );
                 Some(Fate::Refused(n, why))
             }
@@ -597,7 +591,7 @@ fn read_lines<R: BufRead>(
 /// The writer thread: applies verified chunks in order, committing every [`TX_EVENTS`] events,
 /// after [`TX_MAX_OPEN`], and at the end.
 fn write_chunks(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     carrier: &rhizome_core::InstanceId,
     chunks: &Receiver<(Vec<VerifiedEvent>, Permit)>,
 ) -> Result<Written, StoreError> {
@@ -674,7 +668,7 @@ pub fn read_manifest<R: BufRead>(input: R) -> Result<Manifest, ImportError> {
 }
 
 /// A worker thread: takes chunks until there are none, and sends back each one's fates.
-fn run_worker(lookup: &SqliteStore, blocked: &BTreeSet<PublicKey>, jobs: &Mutex<Receiver<Job>>) {
+fn run_worker(lookup: &dyn Store, blocked: &BTreeSet<PublicKey>, jobs: &Mutex<Receiver<Job>>) {
     let mut order = Order::QuickFirst;
     loop {
         // The lock is held only while waiting for the next job.
@@ -707,7 +701,7 @@ fn panicked(who: &str) -> ImportError {
 
 /// Reads, verifies and stores a bundle. See the module docs.
 pub fn import_bundle<R: BufRead + Send>(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     input: R,
     opts: &ImportOptions,
     progress: &mut dyn FnMut(u64),
@@ -758,11 +752,7 @@ pub fn import_bundle<R: BufRead + Send>(
     // failure to open stops the import before anything is read).
     let workers = rayon::current_num_threads().clamp(1, MAX_WORKERS);
     let lookups = (0..workers)
-        .map(|_| {
-            let s = SqliteStore::open(store.path())?;
-            s.set_cache_kib(WORKER_CACHE_KIB)?;
-            Ok(s)
-        })
+        .map(|_| store.reader())
         .collect::<Result<Vec<_>, StoreError>>()?;
     // Chunks in flight: at most `workers` waiting for a worker, one per worker being worked on,
     // `workers` done and waiting for their turn, the one the calling thread takes, and
@@ -772,7 +762,7 @@ pub fn import_bundle<R: BufRead + Send>(
     let (order_tx, order_rx) = mpsc::sync_channel(workers);
     let (to_writer, chunks) = mpsc::sync_channel::<(Vec<VerifiedEvent>, Permit)>(WRITER_QUEUE);
     let budget = Arc::new(Budget::default());
-    store.set_cache_kib(WRITER_CACHE_KIB)?;
+    store.bulk_mode(true)?;
     let writer_store = &mut *store;
     let blocked = &blocked_authors;
     let piped = std::thread::scope(|scope| -> Result<(Written, ReadEnd), ImportError> {
@@ -782,7 +772,7 @@ pub fn import_bundle<R: BufRead + Send>(
         let jobs = &jobs_rx;
         let pool: Vec<_> = lookups
             .into_iter()
-            .map(|lookup| scope.spawn(move || run_worker(&lookup, blocked, jobs)))
+            .map(|lookup| scope.spawn(move || run_worker(&*lookup, blocked, jobs)))
             .collect();
         // Results in line order; anything that stops this loop early drops `order_rx` and
         // `to_writer`, which stops the reader, then the workers, then the writer (after it has
@@ -828,7 +818,7 @@ pub fn import_bundle<R: BufRead + Send>(
         collected?;
         Ok((written, end))
     });
-    store.set_cache_kib(rhizome_store::DEFAULT_CACHE_KIB)?;
+    store.bulk_mode(false)?;
     let (written, end) = piped?;
     report.new = written.new;
     report.duplicate += written.duplicate;
@@ -1048,6 +1038,7 @@ mod tests {
     use super::*;
     use rhizome_core::event::{sign, EventType, Payload};
     use rhizome_core::{SecretKey, Seq, Timestamp};
+    use rhizome_store::LogStore;
     use serde_json::json;
 
     fn signed(key: &SecretKey, seq: u64, prev: Option<Hash>, kind: &str) -> VerifiedEvent {
@@ -1109,7 +1100,7 @@ mod tests {
     #[test]
     fn quick_first_and_full_first_agree() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let mut store = rhizome_store_sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap();
         let (alice, bob) = (
             SecretKey::from_seed(&[1; 32]),
             SecretKey::from_seed(&[2; 32]),

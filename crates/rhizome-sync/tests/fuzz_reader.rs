@@ -27,7 +27,9 @@ use proptest::sample::Index;
 use rhizome_core::bundle::Exporter;
 use rhizome_core::event::{sign, EventType, Payload};
 use rhizome_core::{Clock, Hash, InstanceId, PublicKey, SecretKey, Seq, Timestamp};
-use rhizome_store::{SqliteStore, Store};
+
+use rhizome_store::prelude::*;
+use rhizome_store_sqlite::SqliteStore;
 use rhizome_sync::{
     check_bundle, import_bundle, inspect_bundle, plan_export, write_bundle, ImportError,
     ImportOptions, Status,

@@ -28,7 +28,9 @@ use rhizome_core::event::{sign, EventType, Payload};
 use rhizome_core::{
     Clock, Event, Hash, InstanceId, PublicKey, SecretKey, Seq, Timestamp, VerifiedEvent,
 };
-use rhizome_store::{Outcome, SqliteStore, Store};
+use rhizome_store::prelude::*;
+use rhizome_store::Outcome;
+use rhizome_store_sqlite::SqliteStore;
 use rhizome_sync::import::MAX_LINE;
 use rhizome_sync::{ImportError, ImportOptions, ImportReport, Status};
 use serde_json::{json, Value};

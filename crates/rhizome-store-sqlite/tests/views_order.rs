@@ -6,7 +6,9 @@
 use proptest::prelude::*;
 use rhizome_core::event::{sign, EventType, Payload};
 use rhizome_core::{Hash, SecretKey, Seq, Timestamp, VerifiedEvent};
-use rhizome_store::{Outcome, SqliteStore, Store};
+use rhizome_store::prelude::*;
+use rhizome_store::Outcome;
+use rhizome_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 
 const AUTHORS: usize = 3;
@@ -132,7 +134,7 @@ fn digests_after(
     order: &[VerifiedEvent],
     chunk: usize,
 ) -> (
-    Vec<rhizome_store::views::TableDigest>,
+    Vec<rhizome_store::TableDigest>,
     SqliteStore,
     tempfile::TempDir,
 ) {

@@ -5,7 +5,8 @@
 use rhizome_core::event::{sign, EventType, Payload};
 use rhizome_core::sealed::plain;
 use rhizome_core::{Hash, SecretKey, Seq, Timestamp, VerifiedEvent};
-use rhizome_store::{Identity, LocalAuthor, Outcome, SqliteStore, Store, StoreError};
+use rhizome_store::{Identity, LocalAuthor, Outcome, Store, StoreError};
+use rhizome_store_sqlite::SqliteStore;
 use serde_json::json;
 use std::ops::ControlFlow;
 

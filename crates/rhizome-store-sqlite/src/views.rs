@@ -1,6 +1,6 @@
-//! Materialized views in SQLite: their tables, applying the core's [`Effect`]s inside the
-//! transaction that stored the event, rebuilding them from the log, comparing a rebuild with
-//! the live tables, and the queries the CLI reads.
+//! Materialized views in SQLite ([`ViewStore`]): their tables, the rows the core's merge rules
+//! read and write inside the transaction that stored the event, rebuilding them from the log,
+//! comparing a rebuild with the live tables, and the queries front-ends read.
 //!
 //! View tables are `WITHOUT ROWID` with primary keys made only of event data (hashes, keys,
 //! seqs, timestamps), never of arrival order, so the same log gives the same rows in the same
@@ -9,13 +9,18 @@
 //! the tables themselves and a rebuild still matches.
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use rhizome_core::views::{effects, CircleOp, Effect, Skip};
+use rhizome_core::views::{
+    self as rhizome_views, ReplyRow, SkipRow, StarRow, TimelineRow, ViewRows,
+};
 use rhizome_core::{Event, Hash, PublicKey};
+use rhizome_store::{
+    Circle, Cursor, Reply, Result as StoreResult, Skipped, TableDigest, TimelineItem, ViewCheck,
+    ViewStore,
+};
 
-use crate::{Result, StoreError};
+use crate::{key_col, run, Error, Result, SqliteStore};
 
 /// The view tables: name, DDL (with `{s}` for the schema), primary-key order for digests.
 const TABLES: &[(&str, &str, &str)] = &[
@@ -93,143 +98,164 @@ fn h(x: &Hash) -> &[u8] {
     &x.as_bytes()[..]
 }
 
-/// Applies the view effects of one stored event, in schema `s`.
-/// Drops the record that an event was skipped (its payload was withheld and has now arrived).
-pub(crate) fn forget_skip(tx: &Transaction<'_>, s: &str, hash: &Hash) -> Result<()> {
-    tx.prepare_cached(&format!("DELETE FROM {s}.v_skipped WHERE hash = ?1"))?
-        .execute([h(hash)])?;
-    Ok(())
+/// The view rows of schema `s` ("main", or "temp" for `views check`) inside a transaction:
+/// the plain keyed reads and writes the core's merge rules (`rhizome_core::views::apply`) ask for.
+struct Rows<'a, 't> {
+    tx: &'a Transaction<'t>,
+    s: &'a str,
 }
 
-pub(crate) fn apply(tx: &Transaction<'_>, s: &str, ev: &Event) -> Result<()> {
-    let hd = &ev.header;
-    let (author, seq, ts) = (
-        b(&hd.author),
-        hd.seq.get() as i64,
-        hd.timestamp.get() as i64,
-    );
-    for effect in effects(ev) {
-        let skip = match effect {
-            Effect::Timeline { target } => {
-                tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO {s}.v_timeline (ts, hash, author, seq, kind, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-                ))?
-                .execute(params![ts, h(&ev.hash), author, seq, hd.kind.as_str(), target.as_ref().map(h)])?;
-                None
-            }
-            Effect::Reply { target } => {
-                tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO {s}.v_replies (target, hash, author, seq, ts) VALUES (?1, ?2, ?3, ?4, ?5)"
-                ))?
-                .execute(params![h(&target), h(&ev.hash), author, seq, ts])?;
-                None
-            }
-            Effect::Like { target } => {
-                tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO {s}.v_likes (target, author) VALUES (?1, ?2)"
-                ))?
-                .execute(params![h(&target), author])?;
-                None
-            }
-            Effect::Star { target, starred } => {
-                // Last by seq wins, whatever order the events were applied in.
-                tx.prepare_cached(&format!(
-                    "INSERT INTO {s}.v_stars (author, target, seq, starred) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (author, target) DO UPDATE SET seq = excluded.seq, starred = excluded.starred
-                     WHERE excluded.seq > v_stars.seq"
-                ))?
-                .execute(params![author, h(&target), seq, starred])?;
-                None
-            }
-            Effect::Tag { target, tag } => {
-                tx.prepare_cached(&format!(
-                    "INSERT OR IGNORE INTO {s}.v_tags (tag, target, author) VALUES (?1, ?2, ?3)"
-                ))?
-                .execute(params![tag, h(&target), author])?;
-                None
-            }
-            Effect::Circle(op) => apply_circle(tx, s, &hd.author, &ev.hash, op)?,
-            Effect::Skip(skip) => Some(skip),
-        };
-        if let Some(skip) = skip {
-            tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO {s}.v_skipped (hash, author, seq, type, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+impl ViewRows for Rows<'_, '_> {
+    type Error = Error;
+
+    fn insert_timeline(&mut self, r: &TimelineRow) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {s}.v_timeline (ts, hash, author, seq, kind, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
             ))?
-            .execute(params![h(&ev.hash), author, seq, hd.kind.as_str(), skip.code(), skip.detail()])?;
-        }
+            .execute(params![r.ts as i64, h(&r.hash), b(&r.author), r.seq as i64, r.kind, r.target.as_ref().map(h)])?;
+        Ok(())
     }
-    Ok(())
-}
 
-fn apply_circle(
-    tx: &Transaction<'_>,
-    s: &str,
-    owner: &PublicKey,
-    hash: &Hash,
-    op: CircleOp,
-) -> Result<Option<Skip>> {
-    let find = |name: &str| -> Result<Option<Vec<u8>>> {
-        Ok(tx
+    fn insert_reply(&mut self, r: &ReplyRow) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {s}.v_replies (target, hash, author, seq, ts) VALUES (?1, ?2, ?3, ?4, ?5)"
+            ))?
+            .execute(params![h(&r.target), h(&r.hash), b(&r.author), r.seq as i64, r.ts as i64])?;
+        Ok(())
+    }
+
+    fn insert_like(&mut self, target: &Hash, author: &PublicKey) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {s}.v_likes (target, author) VALUES (?1, ?2)"
+            ))?
+            .execute(params![h(target), b(author)])?;
+        Ok(())
+    }
+
+    fn insert_tag(&mut self, tag: &str, target: &Hash, author: &PublicKey) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {s}.v_tags (tag, target, author) VALUES (?1, ?2, ?3)"
+            ))?
+            .execute(params![tag, h(target), b(author)])?;
+        Ok(())
+    }
+
+    fn star(&mut self, author: &PublicKey, target: &Hash) -> Result<Option<StarRow>> {
+        let s = self.s;
+        Ok(self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT seq, starred FROM {s}.v_stars WHERE author = ?1 AND target = ?2"
+            ))?
+            .query_row(params![b(author), h(target)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+            })
+            .optional()?
+            .map(|(seq, starred)| StarRow {
+                author: *author,
+                target: *target,
+                seq: seq as u64,
+                starred,
+            }))
+    }
+
+    fn put_star(&mut self, r: &StarRow) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {s}.v_stars (author, target, seq, starred) VALUES (?1, ?2, ?3, ?4)"
+            ))?
+            .execute(params![b(&r.author), h(&r.target), r.seq as i64, r.starred])?;
+        Ok(())
+    }
+
+    fn circle_named(&mut self, owner: &PublicKey, name: &str) -> Result<Option<Hash>> {
+        let s = self.s;
+        let id: Option<Vec<u8>> = self
+            .tx
             .prepare_cached(&format!(
                 "SELECT id FROM {s}.v_circles WHERE owner = ?1 AND name = ?2"
             ))?
             .query_row(params![b(owner), name], |r| r.get(0))
-            .optional()?)
-    };
-    let add = |id: &[u8], members: &[PublicKey]| -> Result<()> {
-        let mut stmt = tx.prepare_cached(&format!(
-            "INSERT OR IGNORE INTO {s}.v_circle_members (owner, id, member) VALUES (?1, ?2, ?3)"
-        ))?;
-        for m in members {
-            stmt.execute(params![b(owner), id, b(m)])?;
-        }
-        Ok(())
-    };
-    let missing = |name: &str| Ok(Some(Skip::Circle(format!("no circle named {name:?}"))));
-    match op {
-        CircleOp::Create { circle, members } => {
-            if find(&circle)?.is_some() {
-                return Ok(Some(Skip::Circle(format!(
-                    "circle {circle:?} already exists"
-                ))));
-            }
-            tx.prepare_cached(&format!(
+            .optional()?;
+        id.map(hash).transpose()
+    }
+
+    fn insert_circle(&mut self, owner: &PublicKey, id: &Hash, name: &str) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
                 "INSERT INTO {s}.v_circles (owner, id, name) VALUES (?1, ?2, ?3)"
             ))?
-            .execute(params![b(owner), h(hash), circle])?;
-            add(h(hash), &members)?;
-        }
-        CircleOp::Add { circle, members } => match find(&circle)? {
-            Some(id) => add(&id, &members)?,
-            None => return missing(&circle),
-        },
-        CircleOp::Remove { circle, members } => match find(&circle)? {
-            Some(id) => {
-                let mut stmt = tx.prepare_cached(&format!(
-                    "DELETE FROM {s}.v_circle_members WHERE owner = ?1 AND id = ?2 AND member = ?3"
-                ))?;
-                for m in &members {
-                    stmt.execute(params![b(owner), id, b(m)])?;
-                }
-            }
-            None => return missing(&circle),
-        },
-        CircleOp::Rename { circle, new_name } => {
-            let Some(id) = find(&circle)? else {
-                return missing(&circle);
-            };
-            if find(&new_name)?.is_some() {
-                return Ok(Some(Skip::Circle(format!(
-                    "circle {new_name:?} already exists"
-                ))));
-            }
-            tx.prepare_cached(&format!(
+            .execute(params![b(owner), h(id), name])?;
+        Ok(())
+    }
+
+    fn rename_circle(&mut self, owner: &PublicKey, id: &Hash, name: &str) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
                 "UPDATE {s}.v_circles SET name = ?1 WHERE owner = ?2 AND id = ?3"
             ))?
-            .execute(params![new_name, b(owner), id])?;
-        }
+            .execute(params![name, b(owner), h(id)])?;
+        Ok(())
     }
-    Ok(None)
+
+    fn insert_member(&mut self, owner: &PublicKey, id: &Hash, member: &PublicKey) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {s}.v_circle_members (owner, id, member) VALUES (?1, ?2, ?3)"
+            ))?
+            .execute(params![b(owner), h(id), b(member)])?;
+        Ok(())
+    }
+
+    fn delete_member(&mut self, owner: &PublicKey, id: &Hash, member: &PublicKey) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
+                "DELETE FROM {s}.v_circle_members WHERE owner = ?1 AND id = ?2 AND member = ?3"
+            ))?
+            .execute(params![b(owner), h(id), b(member)])?;
+        Ok(())
+    }
+
+    fn insert_skip(&mut self, r: &SkipRow) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {s}.v_skipped (hash, author, seq, type, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ))?
+            .execute(params![h(&r.hash), b(&r.author), r.seq as i64, r.kind, r.skip.code(), r.skip.detail()])?;
+        Ok(())
+    }
+
+    fn delete_skip(&mut self, hash: &Hash) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!("DELETE FROM {s}.v_skipped WHERE hash = ?1"))?
+            .execute([h(hash)])?;
+        Ok(())
+    }
+}
+
+/// Applies one stored event to the views of schema `s`, inside `tx`.
+pub(crate) fn apply(tx: &Transaction<'_>, s: &str, ev: &Event) -> Result<()> {
+    rhizome_views::apply(&mut Rows { tx, s }, ev)
+}
+
+/// Drops the record that an event was skipped (its withheld payload has now arrived).
+pub(crate) fn forget_skip(tx: &Transaction<'_>, s: &str, hash: &Hash) -> Result<()> {
+    Rows { tx, s }.delete_skip(hash)
 }
 
 /// Empties the view tables of schema `s`.
@@ -238,17 +264,6 @@ pub(crate) fn clear(tx: &Transaction<'_>, s: &str) -> Result<()> {
         tx.execute(&format!("DELETE FROM {s}.{name}"), [])?;
     }
     Ok(())
-}
-
-/// Digest of one view table: row count and SHA-256 over its rows in primary-key order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TableDigest {
-    /// Table name.
-    pub table: String,
-    /// Rows.
-    pub rows: u64,
-    /// SHA-256 of the rows, each column length-prefixed.
-    pub sha256: String,
 }
 
 /// Digests every view table of schema `s`.
@@ -318,95 +333,10 @@ pub(crate) fn rows_missing(
 }
 
 fn key(bytes: Vec<u8>) -> Result<PublicKey> {
-    crate::sqlite::key_col(&bytes, "view")
+    key_col(&bytes, "view")
 }
 fn hash(bytes: Vec<u8>) -> Result<Hash> {
-    Hash::try_from(&bytes[..]).map_err(|e| StoreError::BadRow {
-        location: "view".into(),
-        detail: e.to_string(),
-    })
-}
-
-/// A position in the timeline: strictly before (timestamp, hash).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    /// Timestamp of the last item seen.
-    pub ts: u64,
-    /// Hash of the last item seen.
-    pub hash: Hash,
-}
-
-impl std::fmt::Display for Cursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.ts, self.hash)
-    }
-}
-
-impl std::str::FromStr for Cursor {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let bad =
-            || format!("malformed cursor {s:?}: expected TIMESTAMP-HASH as printed by `feed`");
-        let (ts, hsh) = s.split_once('-').ok_or_else(bad)?;
-        let ts: u64 = ts.parse().map_err(|_| bad())?;
-        if ts > rhizome_core::ids::MAX_SAFE_INTEGER {
-            return Err(bad());
-        }
-        Ok(Cursor {
-            ts,
-            hash: hsh.parse().map_err(|_| bad())?,
-        })
-    }
-}
-
-/// One timeline entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TimelineItem {
-    /// Event hash.
-    pub hash: Hash,
-    /// Author key.
-    pub author: PublicKey,
-    /// Seq in the author's feed.
-    pub seq: u64,
-    /// Author's timestamp, ms.
-    #[serde(rename = "timestamp")]
-    pub ts: u64,
-    /// POST or RESHARE.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Reshared event, for reshares.
-    pub target: Option<Hash>,
-    /// Number of distinct authors who liked it.
-    pub likes: u64,
-    /// Number of direct replies.
-    pub replies: u64,
-}
-
-/// One reply in a thread.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reply {
-    /// Reply event hash.
-    pub hash: Hash,
-    /// What it replies to.
-    pub target: Hash,
-    /// Author.
-    pub author: PublicKey,
-    /// Author's timestamp.
-    #[serde(rename = "timestamp")]
-    pub ts: u64,
-    /// Depth below the root (1 = direct reply).
-    pub depth: u32,
-}
-
-/// A circle and its members.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Circle {
-    /// Current name.
-    pub name: String,
-    /// Hash of the event that created it.
-    pub id: Hash,
-    /// Members, by key.
-    pub members: Vec<PublicKey>,
+    crate::hash_col(&bytes, "view")
 }
 
 pub(crate) fn timeline(
@@ -568,24 +498,6 @@ pub(crate) fn tags_of(conn: &rusqlite::Connection, target: &Hash) -> Result<Vec<
     Ok(rows)
 }
 
-/// An event the views skipped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    /// Event hash.
-    pub hash: Hash,
-    /// Author.
-    pub author: PublicKey,
-    /// Seq.
-    pub seq: u64,
-    /// Event type.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Reason code: unknown_type, schema, withheld, circle.
-    pub reason: String,
-    /// Detail.
-    pub detail: String,
-}
-
 pub(crate) fn skipped(conn: &rusqlite::Connection) -> Result<Vec<Skipped>> {
     let mut stmt = conn.prepare_cached(
         "SELECT hash, author, seq, type, reason, detail FROM v_skipped ORDER BY author, seq",
@@ -614,4 +526,125 @@ pub(crate) fn skipped(conn: &rusqlite::Connection) -> Result<Vec<Skipped>> {
             })
         })
         .collect()
+}
+
+impl ViewStore for SqliteStore {
+    fn rebuild_views(&mut self) -> StoreResult<u64> {
+        run(|| {
+            let tx = self.write_tx()?;
+            let n = crate::log::replay_views(&tx, "main")?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    fn check_views(&mut self) -> StoreResult<ViewCheck> {
+        run(|| {
+            self.conn.execute_batch(&ddl("temp"))?;
+            let result = (|| {
+                let tx = self.conn.transaction()?;
+                crate::log::replay_views(&tx, "temp")?;
+                tx.commit()?;
+                let mut differences = Vec::new();
+                for (side, a, b) in [("live", "main", "temp"), ("rebuilt", "temp", "main")] {
+                    for (table, row) in rows_missing(&self.conn, a, b, 20)? {
+                        differences.push((table, side.to_string(), row));
+                    }
+                }
+                Ok(ViewCheck {
+                    live: digest(&self.conn, "main")?,
+                    rebuilt: digest(&self.conn, "temp")?,
+                    differences,
+                })
+            })();
+            for t in table_names() {
+                self.conn
+                    .execute(&format!("DROP TABLE IF EXISTS temp.{t}"), [])?;
+            }
+            result
+        })
+    }
+
+    fn view_digests(&self) -> StoreResult<Vec<TableDigest>> {
+        run(|| digest(&self.conn, "main"))
+    }
+
+    fn follow(&mut self, author: &PublicKey) -> StoreResult<bool> {
+        run(|| {
+            let n = self
+                .conn
+                .execute(
+                    "INSERT OR IGNORE INTO follows (author) VALUES (?1)",
+                    [&author.as_bytes()[..]],
+                )
+                .map_err(|e| self.classify(e))?;
+            Ok(n == 1)
+        })
+    }
+
+    fn unfollow(&mut self, author: &PublicKey) -> StoreResult<bool> {
+        run(|| {
+            let n = self
+                .conn
+                .execute(
+                    "DELETE FROM follows WHERE author = ?1",
+                    [&author.as_bytes()[..]],
+                )
+                .map_err(|e| self.classify(e))?;
+            Ok(n == 1)
+        })
+    }
+
+    fn follows(&self) -> StoreResult<Vec<PublicKey>> {
+        run(|| {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT author FROM follows ORDER BY author")?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.iter().map(|k| key_col(k, "follows.author")).collect()
+        })
+    }
+
+    fn timeline(
+        &self,
+        author: Option<&PublicKey>,
+        before: Option<Cursor>,
+        limit: usize,
+    ) -> StoreResult<Vec<TimelineItem>> {
+        run(|| timeline(&self.conn, author, before, limit))
+    }
+
+    fn thread(&self, root: &Hash) -> StoreResult<Vec<Reply>> {
+        run(|| thread(&self.conn, root))
+    }
+
+    fn likers(&self, target: &Hash) -> StoreResult<Vec<PublicKey>> {
+        run(|| likers(&self.conn, target))
+    }
+
+    fn starred(&self, author: &PublicKey) -> StoreResult<Vec<Hash>> {
+        run(|| starred(&self.conn, author))
+    }
+
+    fn circles(&self, owner: &PublicKey) -> StoreResult<Vec<Circle>> {
+        run(|| circles(&self.conn, owner))
+    }
+
+    fn tag_counts(&self) -> StoreResult<Vec<(String, u64)>> {
+        run(|| tag_counts(&self.conn))
+    }
+
+    fn tagged(&self, tag: &str) -> StoreResult<Vec<Hash>> {
+        run(|| tagged(&self.conn, tag))
+    }
+
+    fn tags_of(&self, target: &Hash) -> StoreResult<Vec<String>> {
+        run(|| tags_of(&self.conn, target))
+    }
+
+    fn skipped(&self) -> StoreResult<Vec<Skipped>> {
+        run(|| skipped(&self.conn))
+    }
 }

@@ -5,7 +5,9 @@
 use rhizome_core::event::{sign, EventType, Payload};
 use rhizome_core::privacy::Audience;
 use rhizome_core::{SecretKey, Seq, Timestamp, VerifiedEvent};
-use rhizome_store::{Outcome, SqliteStore, Store};
+use rhizome_store::prelude::*;
+use rhizome_store::Outcome;
+use rhizome_store_sqlite::SqliteStore;
 use serde_json::json;
 
 fn post(
