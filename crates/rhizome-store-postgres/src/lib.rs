@@ -258,7 +258,7 @@ impl PgStore {
             conn: RefCell::new(Conn::new(client)),
             shared,
         };
-        store.with(|c| check_schema_selected(c))?;
+        store.with(check_schema_selected)?;
         if !create {
             match store.with(read_version)? {
                 None | Some(0) => return Err(StoreError::NotInitialized),
@@ -289,6 +289,11 @@ impl PgStore {
     /// Where the store is: its URL without the password.
     pub fn location(&self) -> &str {
         &self.shared.location
+    }
+
+    /// The schema the store lives in (the first schema of the search path).
+    pub fn schema(&self) -> StoreResult<String> {
+        self.with(|c| Ok(c.query_one("SELECT current_schema()::text", &[])?.get(0)))
     }
 
     /// The server process id of this handle's connection (as `pg_stat_activity` shows it).
@@ -683,12 +688,13 @@ impl Error {
     pub(crate) fn into_store(self, location: &str) -> StoreError {
         match self {
             Error::Pg(e) => classify(location, &e),
-            Error::Store(StoreError::Unavailable { location: l, detail }) if l.is_empty() => {
-                StoreError::Unavailable {
-                    location: location.to_string(),
-                    detail,
-                }
-            }
+            Error::Store(StoreError::Unavailable {
+                location: l,
+                detail,
+            }) if l.is_empty() => StoreError::Unavailable {
+                location: location.to_string(),
+                detail,
+            },
             Error::Store(e) => e,
         }
     }

@@ -9,8 +9,8 @@ use rhizome_core::bundle::line_len;
 use rhizome_core::event::{self, EventType, Header, Payload};
 use rhizome_core::privacy::{Audience, HostDeclaration};
 use rhizome_core::sealed::StoredSecret;
-use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, Seq, Signature, Timestamp};
 use rhizome_core::VerifiedEvent;
+use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, Seq, Signature, Timestamp};
 use rhizome_store::{
     ForkRecord, Identity, KeyStore, LocalAuthor, LogStats, LogStore, Outcome, RangePlan,
     Result as StoreResult, StoreError,
@@ -19,7 +19,7 @@ use rhizome_store::{
 use crate::batch::{self, Mode};
 use crate::{
     bad_row, hash_col, i64_bound, instance_col, key_col, text_col, u64_col, views, Conn, End,
-    Error, PgStore, Result, Retry, SEQ_LIMIT,
+    PgStore, Result, Retry, SEQ_LIMIT,
 };
 
 fn secret_col(text: &str, what: &str) -> Result<StoredSecret> {
@@ -159,8 +159,8 @@ pub(crate) fn decode_event(r: &Row) -> Result<Event> {
         location: location.clone(),
         detail,
     };
-    let author = key_col(author.unwrap_or_default(), "author")
-        .map_err(|e| bad(format!("author: {e:?}")))?;
+    let author =
+        key_col(author.unwrap_or_default(), "author").map_err(|e| bad(format!("author: {e:?}")))?;
     let header = Header {
         author,
         seq: Seq::new(u64_col(seq)).map_err(|e| bad(e.to_string()))?,
@@ -204,12 +204,11 @@ pub(crate) fn events_after(
 }
 
 fn feed_id(c: &mut Conn, author: &PublicKey) -> Result<Option<i64>> {
-    Ok(c
-        .query_opt(
-            "SELECT feed_id FROM feeds WHERE author = $1",
-            &[&&author.as_bytes()[..]],
-        )?
-        .map(|r| r.get(0)))
+    Ok(c.query_opt(
+        "SELECT feed_id FROM feeds WHERE author = $1",
+        &[&&author.as_bytes()[..]],
+    )?
+    .map(|r| r.get(0)))
 }
 
 impl LogStore for PgStore {
@@ -333,14 +332,13 @@ impl LogStore for PgStore {
 
     fn type_counts(&self) -> StoreResult<Vec<(String, u64)>> {
         self.with(|c| {
-            Ok(c
-                .query(
-                    "SELECT type, count(*) FROM events GROUP BY type ORDER BY type",
-                    &[],
-                )?
-                .into_iter()
-                .map(|r| (r.get(0), u64_col(r.get(1))))
-                .collect())
+            Ok(c.query(
+                "SELECT type, count(*) FROM events GROUP BY type ORDER BY type",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), u64_col(r.get(1))))
+            .collect())
         })
     }
 
@@ -479,30 +477,33 @@ impl LogStore for PgStore {
             let Some(id) = feed_id(c, author)? else {
                 return Ok(Vec::new());
             };
-            Ok(c
-                .query(
-                    "SELECT seq, members FROM limited WHERE feed_id = $1 AND seq BETWEEN $2 AND $3
+            Ok(c.query(
+                "SELECT seq, members FROM limited WHERE feed_id = $1 AND seq BETWEEN $2 AND $3
                      ORDER BY seq",
-                    &[&id, &i64_bound(from), &i64_bound(to)],
-                )?
-                .into_iter()
-                .map(|r| {
-                    let members: &str = r.get(1);
-                    // Unreadable members limit the payload to its author (never wider).
-                    let audience = match serde_json::from_str::<serde_json::Value>(members) {
-                        Ok(m) => Audience::of_value(
-                            &serde_json::json!({ "audience": { "members": m } }),
-                        ),
-                        Err(_) => Audience::Limited(Vec::new()),
-                    };
-                    (u64_col(r.get(0)), audience)
-                })
-                .collect())
+                &[&id, &i64_bound(from), &i64_bound(to)],
+            )?
+            .into_iter()
+            .map(|r| {
+                let members: &str = r.get(1);
+                // Unreadable members limit the payload to its author (never wider).
+                let audience = match serde_json::from_str::<serde_json::Value>(members) {
+                    Ok(m) => {
+                        Audience::of_value(&serde_json::json!({ "audience": { "members": m } }))
+                    }
+                    Err(_) => Audience::Limited(Vec::new()),
+                };
+                (u64_col(r.get(0)), audience)
+            })
+            .collect())
         })
     }
 
     fn pending_count(&self) -> StoreResult<u64> {
-        self.with(|c| Ok(u64_col(c.query_one("SELECT count(*) FROM pending", &[])?.get(0))))
+        self.with(|c| {
+            Ok(u64_col(
+                c.query_one("SELECT count(*) FROM pending", &[])?.get(0),
+            ))
+        })
     }
 
     fn fork_lines(&self, author: &PublicKey) -> StoreResult<Vec<(u64, Hash, Vec<u8>)>> {
@@ -512,7 +513,13 @@ impl LogStore for PgStore {
                 &[&&author.as_bytes()[..]],
             )?
             .into_iter()
-            .map(|r| Ok((u64_col(r.get(0)), hash_col(r.get(1), "forks.hash")?, r.get(2))))
+            .map(|r| {
+                Ok((
+                    u64_col(r.get(0)),
+                    hash_col(r.get(1), "forks.hash")?,
+                    r.get(2),
+                ))
+            })
             .collect()
         })
     }
@@ -579,24 +586,21 @@ impl LogStore for PgStore {
 
     fn legacy(&self, legacy: &str) -> StoreResult<Option<Vec<u8>>> {
         self.with(|c| {
-            Ok(c
-                .query_opt(
-                    "SELECT value FROM legacy_ids WHERE legacy = $1",
-                    &[&legacy.as_bytes()],
-                )?
-                .map(|r| r.get(0)))
+            Ok(c.query_opt(
+                "SELECT value FROM legacy_ids WHERE legacy = $1",
+                &[&legacy.as_bytes()],
+            )?
+            .map(|r| r.get(0)))
         })
     }
 
     fn append_legacy(&mut self, event: &VerifiedEvent, legacy: &str) -> StoreResult<Outcome> {
-        Ok(batch::write(
-            self,
-            std::slice::from_ref(event),
-            Mode::Legacy(legacy),
-        )?
-        .outcomes
-        .pop()
-        .unwrap_or(Outcome::Duplicate))
+        Ok(
+            batch::write(self, std::slice::from_ref(event), Mode::Legacy(legacy))?
+                .outcomes
+                .pop()
+                .unwrap_or(Outcome::Duplicate),
+        )
     }
 
     fn add_author_legacy(&mut self, author: &LocalAuthor, legacy: &str) -> StoreResult<()> {
@@ -643,7 +647,12 @@ fn insert_author(c: &mut Conn, a: &LocalAuthor) -> Result<()> {
     let inserted = c.execute(
         "INSERT INTO local_authors (name, public_key, secret, is_default) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO NOTHING",
-        &[&a.name.as_bytes(), &key, &secret_text(&a.secret), &a.is_default],
+        &[
+            &a.name.as_bytes(),
+            &key,
+            &secret_text(&a.secret),
+            &a.is_default,
+        ],
     )?;
     if inserted == 0 {
         return Err(StoreError::AuthorExists(a.name.clone()).into());
@@ -653,10 +662,4 @@ fn insert_author(c: &mut Conn, a: &LocalAuthor) -> Result<()> {
         &[&key],
     )?;
     Ok(())
-}
-
-/// Keeps `Error` in use for `?` on store errors inside closures.
-#[allow(dead_code)]
-fn _assert_error(e: StoreError) -> Error {
-    e.into()
 }
