@@ -604,6 +604,13 @@ pub(crate) fn classify(location: &str, e: &postgres::Error) -> StoreError {
         let client_side = ["error serializing", "error deserializing", "invalid column"]
             .iter()
             .any(|p| text.starts_with(p));
+        if e.is_closed() {
+            return unavailable(
+                "the server closed the connection (it stopped, restarted, or ended this \
+                 session); what was committed before stays"
+                    .into(),
+            );
+        }
         return if client_side {
             StoreError::Backend {
                 backend: "postgres",
