@@ -47,7 +47,11 @@ fn racing_importers_end_as_one_import() {
                 for b in &batches {
                     let r = store.import_batch(b, Some(&carrier)).unwrap();
                     inserted += r.promoted as usize;
-                    inserted += r.outcomes.iter().filter(|o| **o == Outcome::Inserted).count();
+                    inserted += r
+                        .outcomes
+                        .iter()
+                        .filter(|o| **o == Outcome::Inserted)
+                        .count();
                 }
                 inserted
             })
@@ -63,12 +67,23 @@ fn racing_importers_end_as_one_import() {
     lite.import_batch(&all, None).unwrap();
 
     let stats = shared.stats().unwrap();
-    assert_eq!(stats.events as usize, events.len(), "no event lost, none twice");
-    assert_eq!(inserted, events.len(), "each event inserted by exactly one importer");
+    assert_eq!(
+        stats.events as usize,
+        events.len(),
+        "no event lost, none twice"
+    );
+    assert_eq!(
+        inserted,
+        events.len(),
+        "each event inserted by exactly one importer"
+    );
     assert_eq!(shared.pending_count().unwrap(), 0);
     assert_eq!(shared.clock().unwrap(), clean.clock().unwrap());
     assert_eq!(shared.clock().unwrap(), lite.clock().unwrap());
-    assert_eq!(shared.view_digests().unwrap(), clean.view_digests().unwrap());
+    assert_eq!(
+        shared.view_digests().unwrap(),
+        clean.view_digests().unwrap()
+    );
     assert_eq!(shared.view_digests().unwrap(), lite.view_digests().unwrap());
     assert!(shared.forks().unwrap().is_empty());
     let mut withheld = 0;

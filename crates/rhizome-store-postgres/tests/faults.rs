@@ -158,9 +158,7 @@ fn connection_killed_mid_import_then_rerun_ends_as_one_clean_import() {
             }
         })
     };
-    let err = import(&mut victim, &bytes)
-        .err()
-        .expect("the import was killed");
+    let err = import(&mut victim, &bytes).expect_err("the import was killed");
     let seen_at_kill = killer.join().unwrap();
     assert!((seen_at_kill as u64) < total, "the kill came after the end");
     let ImportError::Store(err) = err else {

@@ -227,8 +227,14 @@ fn append_reports_each_outcome_and_keeps_legacy_ids_atomically() {
     assert_eq!(pg.append_legacy(&bev, "x").unwrap(), Outcome::Filled);
     assert_eq!(pg.get(&bev.hash).unwrap().unwrap().payload, None);
     assert_eq!(pg.legacy("x").unwrap(), None);
-    assert_eq!(pg.append(&[bev.clone()]).unwrap(), vec![Outcome::Filled]);
-    assert_eq!(pg.append(&[bev.clone()]).unwrap(), vec![Outcome::Duplicate]);
+    assert_eq!(
+        pg.append(std::slice::from_ref(&bev)).unwrap(),
+        vec![Outcome::Filled]
+    );
+    assert_eq!(
+        pg.append(std::slice::from_ref(&bev)).unwrap(),
+        vec![Outcome::Duplicate]
+    );
 
     let who = key(3);
     pg.add_author_legacy(
@@ -266,7 +272,7 @@ fn seqs_up_to_two_to_the_53_are_kept() {
         1,
         json!({"text": "far"}),
     );
-    let r = pg.import_batch(&[far.clone()], None).unwrap();
+    let r = pg.import_batch(std::slice::from_ref(&far), None).unwrap();
     assert_eq!(r.outcomes, vec![Outcome::Gap { head: 0 }]);
     assert_eq!(pg.pending_count().unwrap(), 1);
     assert_eq!(

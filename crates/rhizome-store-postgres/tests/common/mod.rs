@@ -17,7 +17,11 @@ pub fn server(test: &str) -> Option<String> {
     match std::env::var("RHIZOME_TEST_POSTGRES") {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ => {
-            eprintln!(
+            // Written to the process's stderr, not through `eprintln!`, which the test
+            // harness captures: a skip must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED (RHIZOME_TEST_POSTGRES not set): {test} needs a PostgreSQL server, \
                  e.g. RHIZOME_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test"
             );
