@@ -477,7 +477,7 @@ impl Shared {
     fn parse(url: &str) -> StoreResult<Self> {
         let mut config = Config::from_str(url).map_err(|e| StoreError::Unavailable {
             location: redact(url),
-            detail: format!("malformed database URL: {e}"),
+            detail: format!("malformed database URL: {}", with_causes(&e)),
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -600,7 +600,7 @@ pub(crate) fn classify(location: &str, e: &postgres::Error) -> StoreError {
         detail,
     };
     let Some(db) = e.as_db_error() else {
-        let text = e.to_string();
+        let text = with_causes(e);
         let client_side = ["error serializing", "error deserializing", "invalid column"]
             .iter()
             .any(|p| text.starts_with(p));
@@ -641,6 +641,19 @@ pub(crate) fn classify(location: &str, e: &postgres::Error) -> StoreError {
             detail: format!("{detail} [SQLSTATE {code}]"),
         },
     }
+}
+
+/// An error and its causes, as one line (`tokio-postgres` keeps "connection refused" and the
+/// like in the cause).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A stored value that does not decode, with where it was.
