@@ -117,8 +117,12 @@ pub trait LogStore {
     fn max_seq(&self) -> u64;
 }
 
-/// One long write transaction taking import batches one after another. Nothing is durable
-/// until [`ImportSession::commit`]; dropping the session rolls everything back.
+/// Import batches taken one after another. Each batch is applied whole or not at all, and
+/// everything added is durable once [`ImportSession::commit`] returns. Before that, a backend
+/// chooses: SQLite keeps one long transaction (dropping the session rolls every batch back),
+/// PostgreSQL commits each batch on its own (several processes share the database, and
+/// feed locks must not be held for a whole import), so a dropped session keeps the batches
+/// already added. Either way an interrupted import, run again, ends as one clean import.
 pub trait ImportSession {
     /// Applies one batch: appends what extends its feed, parks events whose predecessors are
     /// missing (pending), keeps fork evidence, fills withheld payloads, then promotes pending
