@@ -15,9 +15,12 @@ EXIT CODES:
   7  import: bundle truncated or its trailer invalid (valid events kept)
   8  import: bundle rejected whole (bad manifest, not a bundle; nothing stored)
   9  import: some events refused (the valid rest kept)
+ 10  store unavailable: database server unreachable, credentials refused, connection lost
+     (everything committed before stays; run the command again to continue)
 
 ENVIRONMENT:
   RHIZOME_HOME        instance directory (default: the platform data directory)
+  RHIZOME_STORE       store URL (postgres://USER@HOST:PORT/DB) instead of the home's SQLite file
   RHIZOME_PASSPHRASE  passphrase for sealed keys, for servers and scripts (else a prompt)
   RHIZOME_TRUST_ON_FIRST_USE=1  import first bundles of unknown instances without quarantine
 
@@ -33,6 +36,11 @@ pub struct Cli {
     /// Instance directory [env: RHIZOME_HOME] [default: platform data dir]
     #[arg(long, global = true, env = "RHIZOME_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
+
+    /// Store URL instead of the home's SQLite file: postgres://USER@HOST:PORT/DB for a hub
+    /// [env: RHIZOME_STORE]
+    #[arg(long, global = true, env = "RHIZOME_STORE", value_name = "URL")]
+    pub store: Option<String>,
 
     /// Machine-readable output: one JSON document, or JSON Lines for lists of events
     #[arg(long, global = true)]

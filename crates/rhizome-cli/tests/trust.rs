@@ -107,10 +107,14 @@ fn unknown_instances_wait_in_quarantine_until_approved_or_rejected() {
     // Rejecting discards; nothing applied; unknown or malformed ids are refused.
     let held = strict_json(&c, &["import", bundle.to_str().unwrap()]);
     let id = held["held"]["id"].as_str().unwrap().to_string();
-    assert!(Path::new(held["held"]["file"].as_str().unwrap()).exists());
+    // The held copy is named by its content, under the home.
+    let blob = held["held"]["blob"].as_str().unwrap();
+    assert!(blob.starts_with(&id), "{held}");
+    let copy = c.join("quarantine").join(format!("{blob}.bundle"));
+    assert!(copy.exists());
     strict_json(&c, &["reject", &id]);
     assert_eq!(lines(&c, &["log", "--json"]), 0);
-    assert!(!Path::new(held["held"]["file"].as_str().unwrap()).exists());
+    assert!(!copy.exists());
     for bad in ["0000000000000000", "zz"] {
         for cmd in ["approve", "reject"] {
             let out = strict(&c).args([cmd, bad]).output().unwrap();
@@ -242,8 +246,9 @@ fn trust_commands_refuse_unknown_and_malformed_ids() {
         .assert()
         .success();
     for args in [
-        ["block", "00000000000000000000000000000000"],
+        ["trust", "00000000000000000000000000000000"],
         ["trust", "not-an-id"],
+        ["block", "not-an-id"],
         ["unblock", "ABCDEF"],
     ] {
         let out = rz(dir.path()).args(args).output().unwrap();

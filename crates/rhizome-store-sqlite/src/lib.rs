@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_peers_pending_forks.sql"),
     include_str!("../migrations/0005_blocked_quarantine.sql"),
     include_str!("../migrations/0006_privacy.sql"),
+    include_str!("../migrations/0007_quarantine_blobs_blocked_ids.sql"),
 ];
 
 /// Current schema version of this build: the number of migrations.

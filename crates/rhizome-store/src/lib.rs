@@ -250,8 +250,9 @@ pub struct Held {
     pub invalid: u64,
     /// When it arrived, ms since the epoch.
     pub arrived_at: u64,
-    /// Where the held copy is.
-    pub file: String,
+    /// The held copy, by content. `None` for a bundle held by a Rhizome before schema 7,
+    /// which kept it as the file `<home>/quarantine/<id>.bundle`.
+    pub blob: Option<BlobId>,
 }
 
 /// Direction of an exchange with a peer.

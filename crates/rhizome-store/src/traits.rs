@@ -224,8 +224,14 @@ pub trait PeerStore {
     fn peer_hosts(&self, id: &InstanceId) -> Result<std::collections::HashSet<PublicKey>>;
     /// Makes a peer known (or renames it) and sets its trust.
     fn add_peer(&mut self, key: &PublicKey, name: &str, trust: Trust) -> Result<()>;
-    /// Sets a known peer's trust. False if the peer is unknown.
+    /// Sets a known peer's trust. False if the peer is unknown. Setting `Unknown` also lifts
+    /// a block recorded by [`PeerStore::block_instance`].
     fn set_trust(&mut self, id: &InstanceId, trust: Trust) -> Result<bool>;
+    /// Blocks an instance known only by its id (none of its bundles seen yet).
+    fn block_instance(&mut self, id: &InstanceId) -> Result<()>;
+    /// An instance's trust: a known peer's, `Blocked` for one blocked by id, `None` if never
+    /// seen.
+    fn trust_of(&self, id: &InstanceId) -> Result<Option<Trust>>;
     /// Blocks an author. False if already blocked.
     fn block_author(&mut self, author: &PublicKey) -> Result<bool>;
     /// Unblocks an author. False if it was not blocked.
@@ -241,7 +247,8 @@ pub trait BlobSink: Write + Send {
 }
 
 /// The id of a stored blob: the SHA-256 of its bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct BlobId(pub Hash);
 
 impl std::fmt::Display for BlobId {
