@@ -421,7 +421,11 @@ impl Node {
             arrived_at: now_ms(),
         };
         let new = self.store.hold(&held)?;
-        Ok(ImportOutcome::Held(Box::new(HeldReport { held, new, check })))
+        Ok(ImportOutcome::Held(Box::new(HeldReport {
+            held,
+            new,
+            check,
+        })))
     }
 }
 
