@@ -193,7 +193,10 @@ impl SignatureParams {
     pub fn new(components: Vec<Component>, params: Vec<Param>) -> Result<Self, AuthError> {
         if components.len() > MAX_COMPONENTS {
             return Err(AuthError::TooLarge {
-                what: format!("covered components ({} > {MAX_COMPONENTS})", components.len()),
+                what: format!(
+                    "covered components ({} > {MAX_COMPONENTS})",
+                    components.len()
+                ),
             });
         }
         for (i, c) in components.iter().enumerate() {
@@ -370,7 +373,13 @@ fn component_value(msg: &Message<'_>, c: &Component) -> Result<String, AuthError
     match (msg, c.req) {
         (Message::Request(_), true) => Err(not_applicable()),
         (Message::Response { request: None, .. }, true) => Err(not_applicable()),
-        (Message::Response { request: Some(r), .. }, true) | (Message::Request(r), false) => {
+        (
+            Message::Response {
+                request: Some(r), ..
+            },
+            true,
+        )
+        | (Message::Request(r), false) => {
             if c.name == "@status" {
                 Err(not_applicable())
             } else if c.name.starts_with('@') {

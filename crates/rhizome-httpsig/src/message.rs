@@ -216,7 +216,10 @@ mod tests {
     #[test]
     fn target_uri_parts() {
         let u = TargetUri::parse("HTTPS://Example.COM:443/foo?param=Value&Pet=dog").unwrap();
-        assert_eq!(u.target_uri(), "https://example.com/foo?param=Value&Pet=dog");
+        assert_eq!(
+            u.target_uri(),
+            "https://example.com/foo?param=Value&Pet=dog"
+        );
         assert_eq!(u.authority, "example.com");
         assert_eq!(u.path, "/foo");
         assert_eq!(u.query_component(), "?param=Value&Pet=dog");

@@ -141,7 +141,9 @@ impl VerifiedRequest {
     /// signed one. A request verified without a `Content-Digest` (no body) accepts only the
     /// digest of the empty body.
     pub fn check_body(&self, received: &ContentDigest) -> Result<(), AuthError> {
-        let expected = self.content_digest.unwrap_or_else(|| ContentDigest::of(b""));
+        let expected = self
+            .content_digest
+            .unwrap_or_else(|| ContentDigest::of(b""));
         if expected == *received {
             Ok(())
         } else {
@@ -248,10 +250,7 @@ pub fn sign_request(
     nonce: &Nonce,
 ) -> Result<Signed, AuthError> {
     let digest_field = body_digest.map(|d| (CONTENT_DIGEST, d.header_value()));
-    let headers: Vec<(&str, &str)> = digest_field
-        .iter()
-        .map(|(n, v)| (*n, v.as_str()))
-        .collect();
+    let headers: Vec<(&str, &str)> = digest_field.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let msg = Message::Request(Request {
         method,
         target_uri,
@@ -261,7 +260,12 @@ pub fn sign_request(
         request_components(body_digest.is_some()),
         rhizome_params(key, created, nonce, REQUEST_TAG),
     )?;
-    finish(digest_field.clone().into_iter().collect(), key, &msg, &params)
+    finish(
+        digest_field.clone().into_iter().collect(),
+        key,
+        &msg,
+        &params,
+    )
 }
 
 /// Signs a Rhizome response to `request` (as the server received it, signature fields
@@ -275,10 +279,7 @@ pub fn sign_response(
     nonce: &Nonce,
 ) -> Result<Signed, AuthError> {
     let digest_field = body_digest.map(|d| (CONTENT_DIGEST, d.header_value()));
-    let headers: Vec<(&str, &str)> = digest_field
-        .iter()
-        .map(|(n, v)| (*n, v.as_str()))
-        .collect();
+    let headers: Vec<(&str, &str)> = digest_field.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let msg = Message::Response {
         response: Response {
             status,
@@ -290,7 +291,12 @@ pub fn sign_response(
         response_components(body_digest.is_some()),
         rhizome_params(key, created, nonce, RESPONSE_TAG),
     )?;
-    finish(digest_field.clone().into_iter().collect(), key, &msg, &params)
+    finish(
+        digest_field.clone().into_iter().collect(),
+        key,
+        &msg,
+        &params,
+    )
 }
 
 /// The key in the `Rhizome-Key` field, if the message has one.

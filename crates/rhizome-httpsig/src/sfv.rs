@@ -285,7 +285,9 @@ impl<'a> Parser<'a> {
             _ => return Err(self.err("a key starts with a lowercase letter or '*'")),
         }
         while let Some(c) = self.peek() {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.' | b'*')
+            if c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, b'_' | b'-' | b'.' | b'*')
             {
                 self.pos += 1;
             } else {
@@ -677,7 +679,10 @@ mod tests {
 
     #[test]
     fn limits() {
-        let many = (0..9).map(|i| format!("k{i}=1")).collect::<Vec<_>>().join(", ");
+        let many = (0..9)
+            .map(|i| format!("k{i}=1"))
+            .collect::<Vec<_>>()
+            .join(", ");
         assert!(matches!(
             parse_dictionary(&many, L),
             Err(SfvError::TooMany { .. })

@@ -86,13 +86,12 @@ pub fn find_signature(
     let input = field_value(headers, SIGNATURE_INPUT)?.ok_or(AuthError::MissingSignature {
         field: SIGNATURE_INPUT,
     })?;
-    let sigs = field_value(headers, SIGNATURE)?.ok_or(AuthError::MissingSignature {
-        field: SIGNATURE,
-    })?;
+    let sigs =
+        field_value(headers, SIGNATURE)?.ok_or(AuthError::MissingSignature { field: SIGNATURE })?;
     let inputs = sfv::parse_dictionary(&input, FIELD_LIMITS)
         .map_err(|e| AuthError::from_sfv(SIGNATURE_INPUT, e))?;
-    let sigs =
-        sfv::parse_dictionary(&sigs, FIELD_LIMITS).map_err(|e| AuthError::from_sfv(SIGNATURE, e))?;
+    let sigs = sfv::parse_dictionary(&sigs, FIELD_LIMITS)
+        .map_err(|e| AuthError::from_sfv(SIGNATURE, e))?;
     for (k, _) in &inputs {
         if !sigs.iter().any(|(s, _)| s == k) {
             return Err(AuthError::malformed(

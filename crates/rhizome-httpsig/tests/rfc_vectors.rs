@@ -4,11 +4,11 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use rhizome_httpsig::signature::{find_signature, signature_fields, sign, verify};
+use rhizome_core::keys::{PublicKey, SecretKey, Signature};
+use rhizome_httpsig::signature::{find_signature, sign, signature_fields, verify};
 use rhizome_httpsig::{
     signature_base, BodyHasher, ContentDigest, DigestError, Message, Request, SignatureParams,
 };
-use rhizome_core::keys::{PublicKey, SecretKey, Signature};
 use serde_json::Value;
 
 fn vector(name: &str) -> Value {
@@ -36,8 +36,16 @@ fn test_key(v: &Value) -> (SecretKey, PublicKey) {
     let k = &v["keys"]["test-key-ed25519"];
     let jwk = &k["jwk"];
     assert_eq!(s(jwk, "kid"), "test-key-ed25519");
-    let d: [u8; 32] = URL_SAFE_NO_PAD.decode(s(jwk, "d")).unwrap().try_into().unwrap();
-    let x: [u8; 32] = URL_SAFE_NO_PAD.decode(s(jwk, "x")).unwrap().try_into().unwrap();
+    let d: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(s(jwk, "d"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let x: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(s(jwk, "x"))
+        .unwrap()
+        .try_into()
+        .unwrap();
     let pkcs8 = pem_der(s(k, "private_pem"));
     let spki = pem_der(s(k, "public_pem"));
     assert_eq!(&pkcs8[pkcs8.len() - 32..], &d, "PKCS#8 seed is the JWK d");
