@@ -160,6 +160,15 @@ impl AuthError {
         }
     }
 
+    /// The HTTP status a server answers with: 503 (with `Retry-After`) when the replay cache
+    /// is full, since the request may succeed later; 401 for every other reason.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AuthError::ReplayCacheFull { .. } => 503,
+            _ => 401,
+        }
+    }
+
     /// Every code [`AuthError::code`] can return, in the order of the variants.
     pub const CODES: [&'static str; 20] = [
         "missing-signature",

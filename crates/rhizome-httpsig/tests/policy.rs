@@ -200,6 +200,8 @@ fn replay_cache_full_is_reported() {
     .unwrap();
     let e = v.check_replay(&mut cache, NOW + 100).unwrap_err();
     assert_eq!(e, AuthError::ReplayCacheFull { retry_after: 200 });
+    assert_eq!(e.http_status(), 503);
+    assert_eq!(AuthError::Replayed.http_status(), 401);
     seen(&e);
 }
 
