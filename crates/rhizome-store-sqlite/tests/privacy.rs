@@ -78,7 +78,9 @@ fn limited_payloads_are_indexed_filled_and_migrated() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP TABLE limited; DROP TABLE local_hosts; DROP TABLE peer_hosts;
-             ALTER TABLE peers DROP COLUMN age_recipient; PRAGMA user_version = 5;",
+             ALTER TABLE peers DROP COLUMN age_recipient;
+             ALTER TABLE quarantine DROP COLUMN blob; DROP TABLE blocked_instances;
+             PRAGMA user_version = 5;",
         )
         .unwrap();
     }
