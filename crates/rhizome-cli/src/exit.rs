@@ -1,7 +1,6 @@
 //! Exit codes, and the error type that carries one to `main`.
 
-use rhizome_node::NodeError;
-use rhizome_store::StoreError;
+use rhizome_node::{NodeError, StoreError};
 
 // 2 is clap's own code for bad arguments.
 /// Malformed JSON, schema violation, unknown target, bad key or hash.

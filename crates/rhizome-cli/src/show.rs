@@ -138,11 +138,11 @@ pub fn thread(location: &StoreLocation, hash: &str, json: bool) -> Result<()> {
         say!("  liked by {}", who.join(", "));
     }
     // Print depth-first: children of each node in time order.
-    let mut children: HashMap<Hash, Vec<&(rhizome_store::Reply, Shown)>> = HashMap::new();
+    let mut children: HashMap<Hash, Vec<&(rhizome_node::Reply, Shown)>> = HashMap::new();
     for r in &t.replies {
         children.entry(r.0.target).or_default().push(r);
     }
-    let mut stack: Vec<(&(rhizome_store::Reply, Shown), usize)> = children
+    let mut stack: Vec<(&(rhizome_node::Reply, Shown), usize)> = children
         .get(&root.hash)
         .map(|c| c.iter().rev().map(|r| (*r, 1)).collect())
         .unwrap_or_default();

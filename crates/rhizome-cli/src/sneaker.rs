@@ -4,8 +4,8 @@
 use anyhow::Result;
 use rhizome_core::{Clock, InstanceId};
 use rhizome_node::exchange::{Base, ExportRequest, ImportOutcome};
+use rhizome_node::{ImportReport, Status};
 use rhizome_node::{Node, NodeError, StoreLocation, Transport};
-use rhizome_sync::{ImportReport, Status};
 use serde_json::json;
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -25,13 +25,17 @@ use std::sync::Arc;
 
 use rhizome_core::sealed::StoredSecret;
 use rhizome_core::{InstanceId, PublicKey, SecretKey};
-use rhizome_store::{Identity, LocalAuthor, Store, StoreError};
+use rhizome_store::{Identity, LocalAuthor, Store};
 use serde::Serialize;
 
 pub use error::{NodeError, Result};
 pub use keys::{KeySession, NoPassphrase, Passphrase, Protection, Unlock};
 pub use location::{redact, StoreLocation, DB_FILE};
 pub use rhizome_sync::{Policy, Transport};
+
+/// The values front-ends present, re-exported so that a front-end depends on the node alone.
+pub use rhizome_store::{Circle, Cursor, ForkRecord, Held, Peer, Reply, StoreError, Trust};
+pub use rhizome_sync::{ImportReport, Inspection, Status};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
