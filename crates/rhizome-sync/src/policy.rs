@@ -2,8 +2,11 @@
 //! carrier's standing here and the node's policy. No I/O: the node reads the inputs from its
 //! store and acts on the answer, whatever the transport.
 
+use std::collections::{BTreeSet, HashSet};
+
 use rhizome_core::bundle::Exporter;
-use rhizome_core::{InstanceId, PublicKey};
+use rhizome_core::privacy::Audience;
+use rhizome_core::{Clock, InstanceId, PublicKey};
 use rhizome_store::Trust;
 use serde::Serialize;
 
@@ -95,6 +98,25 @@ pub fn admit(
     }
 }
 
+/// What a peer lacks, feed by feed: the seqs `from..=to` we hold beyond the clock `base` it
+/// holds (or is cut against). Blocked authors' events stay in the log here (unless purged) but
+/// are never relayed.
+pub fn ranges_to_send(
+    ours: &Clock,
+    base: &Clock,
+    blocked: &BTreeSet<PublicKey>,
+) -> Vec<(PublicKey, u64, u64)> {
+    ours.ahead_of(base)
+        .filter(|(author, _, _)| !blocked.contains(author))
+        .collect()
+}
+
+/// Whether the payload of `author`'s event limited to `audience` must be withheld from a
+/// recipient that hosts exactly `hosts` (PROTOCOL 9.3): only its signed header travels then.
+pub fn withhold(author: &PublicKey, audience: &Audience, hosts: &HashSet<PublicKey>) -> bool {
+    !audience.allows(author, |k| hosts.contains(k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +130,39 @@ mod tests {
             name: "x".into(),
             age_recipient: None,
         }
+    }
+
+    #[test]
+    fn a_peer_gets_what_it_lacks_except_blocked_authors() {
+        let key = |s: u8| SecretKey::from_seed(&[s; 32]).public_key();
+        let seq = |n: u64| rhizome_core::Seq::new(n).unwrap();
+        let (a, b, c) = (key(1), key(2), key(3));
+        let mut ours = Clock::new();
+        ours.set(a, seq(5));
+        ours.set(b, seq(3));
+        ours.set(c, seq(2));
+        let mut base = Clock::new();
+        base.set(a, seq(2));
+        base.set(b, seq(3));
+        let mut got = ranges_to_send(&ours, &base, &BTreeSet::from([c]));
+        got.sort();
+        assert_eq!(got, vec![(a, 3, 5)]);
+    }
+
+    #[test]
+    fn limited_payloads_go_only_where_the_author_or_a_member_is_hosted() {
+        let key = |s: u8| SecretKey::from_seed(&[s; 32]).public_key();
+        let (author, member, stranger) = (key(1), key(2), key(3));
+        let limited = Audience::Limited(vec![member]);
+        assert!(withhold(&author, &limited, &HashSet::from([stranger])));
+        assert!(!withhold(&author, &limited, &HashSet::from([member])));
+        assert!(!withhold(&author, &limited, &HashSet::from([author])));
+        assert!(!withhold(&author, &Audience::Public, &HashSet::new()));
+        assert!(withhold(
+            &author,
+            &Audience::Limited(vec![]),
+            &HashSet::new()
+        ));
     }
 
     #[test]
