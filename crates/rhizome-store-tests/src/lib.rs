@@ -83,6 +83,7 @@ macro_rules! __with_cases {
             peers_record_exchange_clocks,
             peers_publications,
             peers_add_and_trust,
+            peers_block_by_id,
             peers_blocked_authors_hidden_from_views,
             quarantine_blob_round_trip,
             quarantine_large_blob,

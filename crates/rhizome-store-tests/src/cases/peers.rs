@@ -363,3 +363,37 @@ pub fn peers_blocked_authors_hidden_from_views(fresh: Factory<'_>) {
     assert_eq!(after.tagged, before.tagged);
     assert_eq!(after.tags_of, before.tags_of);
 }
+
+/// An instance can be blocked by its id alone, before any of its bundles arrived: `trust_of`
+/// says `Blocked` (and `None` for an id never seen), `set_trust(Unknown)` lifts it, and a known
+/// peer's trust is its own.
+pub fn peers_block_by_id(fresh: Factory<'_>) {
+    let mut fx = fresh();
+    let s = fx.store.as_mut();
+    let (k, id) = (pk(60), InstanceId::of(&pk(60)));
+    let never = InstanceId::of(&pk(61));
+    assert_eq!(s.trust_of(&never).must("trust_of"), None);
+    s.block_instance(&id).must("block_instance");
+    s.block_instance(&id).must("block_instance twice");
+    assert_eq!(s.trust_of(&id).must("trust_of"), Some(Trust::Blocked));
+    assert!(
+        s.peers().must("peers").is_empty(),
+        "blocking by id made a peer"
+    );
+    assert!(
+        !s.set_trust(&id, Trust::Unknown).must("set_trust"),
+        "an instance blocked by id is not a known peer"
+    );
+    assert_eq!(s.trust_of(&id).must("trust_of"), None, "unblock lifts it");
+
+    s.add_peer(&k, "school", Trust::Trusted).must("add_peer");
+    assert_eq!(s.trust_of(&id).must("trust_of"), Some(Trust::Trusted));
+    s.block_instance(&id).must("block_instance of a known peer");
+    assert_eq!(
+        s.trust_of(&id).must("trust_of"),
+        Some(Trust::Blocked),
+        "a block by id wins over a known peer's trust"
+    );
+    assert!(s.set_trust(&id, Trust::Unknown).must("set_trust"));
+    assert_eq!(s.trust_of(&id).must("trust_of"), Some(Trust::Unknown));
+}

@@ -129,7 +129,7 @@ pub fn quarantine_unfinished_sink(fresh: Factory<'_>) {
     assert_eq!(read_blob(s, &id), bytes);
 }
 
-fn held(id: &str, n: u8, arrived_at: u64, file: &str) -> Held {
+fn held(id: &str, n: u8, arrived_at: u64, blob: Option<&[u8]>) -> Held {
     Held {
         id: id.into(),
         instance_id: InstanceId::of(&pk(n)),
@@ -139,7 +139,7 @@ fn held(id: &str, n: u8, arrived_at: u64, file: &str) -> Held {
         feeds: 3,
         invalid: 2,
         arrived_at,
-        file: file.into(),
+        blob: blob.map(|b| BlobId(Hash::digest(b))),
     }
 }
 
@@ -154,22 +154,13 @@ pub fn quarantine_hold_held_release(fresh: Factory<'_>) {
     let s = fx.store.as_mut();
     assert!(s.held().must("held").is_empty());
     let (first, second) = (
-        held(
-            "0123456789abcdef",
-            50,
-            T0 + 200,
-            &Hash::digest(b"1").to_hex(),
-        ),
-        held(
-            "fedcba9876543210",
-            51,
-            T0 + 100,
-            &Hash::digest(b"2").to_hex(),
-        ),
+        held("0123456789abcdef", 50, T0 + 200, Some(b"1")),
+        // Held by a Rhizome before blobs: no blob id.
+        held("fedcba9876543210", 51, T0 + 100, None),
     );
     assert!(s.hold(&first).must("hold"), "first hold");
     assert!(s.hold(&second).must("hold"));
-    let clash = held("0123456789abcdef", 52, T0 + 300, "elsewhere");
+    let clash = held("0123456789abcdef", 52, T0 + 300, Some(b"elsewhere"));
     assert!(!s.hold(&clash).must("hold"), "a taken id was held again");
     assert_eq!(
         json(&s.held().must("held")),
