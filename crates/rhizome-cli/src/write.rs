@@ -2,8 +2,9 @@
 
 use anyhow::Result;
 use rhizome_core::event::{self, EventType, Payload};
+use rhizome_core::privacy;
 use rhizome_core::schema::{self, Kind};
-use rhizome_core::{canonical, Hash, PublicKey, Seq, Timestamp};
+use rhizome_core::{canonical, Hash, PublicKey, SecretKey, Seq, Timestamp, VerifiedEvent};
 use rhizome_store::{Outcome, SqliteStore, Store};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -171,6 +172,46 @@ fn audience(store: &SqliteStore, author: &PublicKey, circle: &str) -> Result<Val
     Ok(json!({"circle": c.name, "members": members}))
 }
 
+/// The payload a local author signs. A limited one (an `audience` object, PROTOCOL 9.1) gets a
+/// fresh random salt and its padding (9.4), so that its withheld header gives nothing away; an
+/// `audience` that already has a `salt` (an `append` that brings its own) is left as written.
+fn payload_to_sign(value: Value) -> Result<Payload> {
+    let limited = value
+        .get("audience")
+        .and_then(Value::as_object)
+        .is_some_and(|a| !a.contains_key("salt"));
+    if limited {
+        privacy::protect(value, &home::random()?).map_err(|e| fail(INVALID_INPUT, e.to_string()))
+    } else {
+        Payload::new(value).map_err(|e| fail(INVALID_INPUT, e.to_string()))
+    }
+}
+
+/// Signs `payload` as the next event of `secret`'s feed and appends it. When another process
+/// appended to the feed first, reads the head again and signs again.
+pub fn append_next(
+    store: &mut SqliteStore,
+    secret: &SecretKey,
+    kind: &EventType,
+    timestamp: Timestamp,
+    payload: &Payload,
+) -> Result<VerifiedEvent> {
+    let author = secret.public_key();
+    for _ in 0..APPEND_RETRIES {
+        let (seq, prev) = match store.head(&author)? {
+            Some((s, h)) => (s.next(), Some(h)),
+            None => (Seq::FIRST, None),
+        };
+        let ev = event::sign(secret, seq, prev, kind.clone(), timestamp, payload.clone())?;
+        if store.append(std::slice::from_ref(&ev))? == [Outcome::Inserted] {
+            return Ok(ev);
+        }
+    }
+    Err(anyhow::anyhow!(
+        "could not append after {APPEND_RETRIES} attempts: other processes keep writing to this feed"
+    ))
+}
+
 /// For `append` of a known type: every event the payload points at must be stored.
 fn check_targets(store: &SqliteStore, kind: &str, payload: &Value) -> Result<()> {
     if Kind::from_type(kind).is_none() {
@@ -207,34 +248,21 @@ pub fn run(home_dir: &Path, as_author: Option<&str>, cmd: &Command, json: bool) 
         value["audience"] = audience(&store, &author.public_key, circle)?;
     }
     let kind = EventType::new(&kind).map_err(|e| fail(INVALID_INPUT, e.to_string()))?;
-    let payload = Payload::new(value).map_err(|e| fail(INVALID_INPUT, e.to_string()))?;
+    let payload = payload_to_sign(value)?;
     schema::check(kind.as_str(), payload.value())
         .map_err(|e| fail(INVALID_INPUT, e.to_string()))?;
     let secret = home::unlock_author(&author)?;
     home::declare_host(&mut store, &secret)?;
     let timestamp = Timestamp::new(now_ms()).map_err(|e| anyhow::anyhow!("system clock: {e}"))?;
-
-    for _ in 0..APPEND_RETRIES {
-        let head = store.head(&author.public_key)?;
-        let (seq, prev) = match head {
-            Some((s, h)) => (s.next(), Some(h)),
-            None => (Seq::FIRST, None),
-        };
-        let ev = event::sign(&secret, seq, prev, kind.clone(), timestamp, payload.clone())?;
-        // Another process may have appended since we read the head: then read it again.
-        if store.append(std::slice::from_ref(&ev))? == [Outcome::Inserted] {
-            if json {
-                say!(
-                    "{}",
-                    json!({"hash": ev.hash, "author": author.public_key, "seq": seq, "type": kind.as_str()})
-                );
-            } else {
-                say!("{} {} by {} (seq {seq})", kind, ev.hash, author.name);
-            }
-            return Ok(());
-        }
+    let ev = append_next(&mut store, &secret, &kind, timestamp, &payload)?;
+    let seq = ev.header.seq;
+    if json {
+        say!(
+            "{}",
+            json!({"hash": ev.hash, "author": author.public_key, "seq": seq, "type": kind.as_str()})
+        );
+    } else {
+        say!("{} {} by {} (seq {seq})", kind, ev.hash, author.name);
     }
-    Err(anyhow::anyhow!(
-        "could not append after {APPEND_RETRIES} attempts: other processes keep writing to this feed"
-    ))
+    Ok(())
 }

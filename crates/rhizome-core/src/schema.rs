@@ -179,6 +179,47 @@ mod tests {
     }
 
     #[test]
+    fn salt_and_pad_only_inside_an_audience() {
+        let salt = "ab".repeat(16);
+        let audience = json!({"circle": "c", "members": [H], "salt": salt, "pad": "000"});
+        for kind in ["POST", "COMMENT", "LIKE", "RESHARE", "STAR", "TAG_ADD"] {
+            let mut p = json!({"target": H, "text": "x", "starred": true, "tag": "t"});
+            let keep: &[&str] = match kind {
+                "POST" => &["text"],
+                "COMMENT" => &["target", "text"],
+                "STAR" => &["target", "starred"],
+                "TAG_ADD" => &["target", "tag"],
+                _ => &["target"],
+            };
+            p.as_object_mut()
+                .unwrap()
+                .retain(|k, _| keep.contains(&k.as_str()));
+            let mut limited = p.clone();
+            limited["audience"] = audience.clone();
+            assert!(check(kind, &limited).is_ok(), "{kind}");
+            // Old limited payloads, without salt or pad, stay valid.
+            let mut old = p.clone();
+            old["audience"] = json!({"circle": "c", "members": [H]});
+            assert!(check(kind, &old).is_ok(), "{kind}");
+            // Outside an audience, neither is allowed.
+            let mut top = p.clone();
+            top["salt"] = json!(salt);
+            assert!(check(kind, &top).is_err(), "{kind}");
+            for (member, bad) in [
+                ("salt", json!("ab".repeat(15))),
+                ("salt", json!("AB".repeat(16))),
+                ("salt", json!("abc".repeat(11))),
+                ("pad", json!("0001")),
+                ("pad", json!("0".repeat(65537))),
+            ] {
+                let mut v = limited.clone();
+                v["audience"][member] = bad;
+                assert!(check(kind, &v).is_err(), "{kind} {member}");
+            }
+        }
+    }
+
+    #[test]
     fn errors_name_the_path() {
         let e = check("COMMENT", &json!({"target": H, "text": 5})).unwrap_err();
         assert!(e.errors[0].starts_with("/text:"), "{e}");
