@@ -50,10 +50,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let home = home::resolve(cli.home.as_deref())?;
     match &cli.command {
-        Command::Init(a) => {
-            identity::init(&home, &a.name, a.author.as_deref(), a.no_passphrase, json)
+        Command::Init(a) => identity::init(&home, a, json),
+        Command::Author(AuthorCmd::Add { name, no_profile }) => {
+            identity::author_add(&home, name, !no_profile, json)
         }
-        Command::Author(AuthorCmd::Add { name }) => identity::author_add(&home, name, json),
         Command::Author(AuthorCmd::List) => identity::author_list(&home, json),
         Command::Whoami => identity::whoami(&home, json),
         Command::Log { author } => read::log(&home, author.as_deref(), json),

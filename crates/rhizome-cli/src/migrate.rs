@@ -3,7 +3,9 @@
 //! Input: JSON Lines, one plain record per line (format in the README and `migrate --help`).
 //! Every line is checked before anything is written; with bad lines nothing changes unless
 //! `--skip-bad`. Each record's id is stored with the event it became, in the same
-//! transaction, so a second run (or a run after a crash) adds nothing twice.
+//! transaction, so a second run (or a run after a crash) adds nothing twice. A user's `name`
+//! becomes their local author name and a PROFILE event (the name others see), remembered as
+//! `profile:<id>` so it too is published once.
 
 use anyhow::Result;
 use rhizome_core::event::{self, EventType, Payload};
@@ -23,6 +25,7 @@ enum Record {
     User {
         id: String,
         name: String,
+        at: Option<u64>,
     },
     Post {
         id: String,
@@ -90,6 +93,7 @@ fn parse_record(line: &[u8]) -> Result<Record, String> {
         "user" => Record::User {
             id: s("id")?,
             name: s("name")?,
+            at,
         },
         "post" => Record::Post {
             id: s("id")?,
@@ -186,9 +190,11 @@ fn check_file(store: &SqliteStore, path: &Path) -> Result<(Vec<Record>, Vec<Bad>
             Ok(events.contains(t) || known(store, &format!("event:{t}"))?)
         };
         let problem = match &rec {
-            Record::User { id, name } => {
+            Record::User { id, name, .. } => {
                 if let Err(e) = crate::identity::check_name("field `name`:", name) {
                     Some(e.to_string())
+                } else if let Err(e) = crate::write::profile_payload(name, None) {
+                    Some(format!("field `name`: {e}"))
                 } else if users.contains(id) {
                     Some(format!("field `id`: user {id:?} appears twice"))
                 } else if !known(store, &rec.legacy_key())? && names.contains(name) {
@@ -228,7 +234,7 @@ fn check_file(store: &SqliteStore, path: &Path) -> Result<(Vec<Record>, Vec<Bad>
             continue;
         }
         match &rec {
-            Record::User { id, name } => {
+            Record::User { id, name, .. } => {
                 users.insert(id.clone());
                 names.insert(name.clone());
             }
@@ -271,16 +277,14 @@ pub fn run(home_dir: &Path, from: &Path, skip_bad: bool, json: bool) -> Result<(
 
     let bar = crate::progress::bar(records.len() as u64, "migrating");
     let mut keys: HashMap<String, SecretKey> = HashMap::new();
-    let (mut users, mut events, mut already) = (0u64, 0u64, 0u64);
+    let (mut users, mut events, mut already, mut profiles) = (0u64, 0u64, 0u64, 0u64);
     for rec in &records {
         bar.inc(1);
         let legacy = rec.legacy_key();
-        if store.legacy(&legacy)?.is_some() {
-            already += 1;
-            continue;
-        }
-        let (user, kind, payload, at) = match rec {
-            Record::User { name, .. } => {
+        if let Record::User { id, name, at } = rec {
+            if store.legacy(&legacy)?.is_some() {
+                already += 1;
+            } else {
                 let key = home::new_secret()?;
                 let author = LocalAuthor {
                     name: name.clone(),
@@ -289,9 +293,25 @@ pub fn run(home_dir: &Path, from: &Path, skip_bad: bool, json: bool) -> Result<(
                     is_default: false,
                 };
                 store.add_author_legacy(&author, &legacy)?;
+                keys.insert(id.clone(), key);
                 users += 1;
-                continue;
             }
+            // Also for users imported by a version that did not publish profiles.
+            let profile = format!("profile:{id}");
+            if store.legacy(&profile)?.is_none() {
+                let secret = secret_of(&store, &keeper, &mut keys, id)?;
+                let payload = crate::write::profile_payload(name, None)?;
+                append_record(&mut store, &secret, "PROFILE", *at, payload, &profile)?;
+                profiles += 1;
+            }
+            continue;
+        }
+        if store.legacy(&legacy)?.is_some() {
+            already += 1;
+            continue;
+        }
+        let (user, kind, payload, at) = match rec {
+            Record::User { .. } => continue,
             Record::Post { user, text, at, .. } => (user, "POST", json!({"text": text}), at),
             Record::Comment {
                 user,
@@ -318,27 +338,11 @@ pub fn run(home_dir: &Path, from: &Path, skip_bad: bool, json: bool) -> Result<(
                 at,
             ),
         };
-        let secret = match keys.get(user) {
-            Some(k) => k.clone(),
-            None => {
-                let k = user_key(&store, &keeper, user)?;
-                keys.insert(user.clone(), k.clone());
-                k
-            }
-        };
+        let secret = secret_of(&store, &keeper, &mut keys, user)?;
         let payload = Payload::new(payload)?;
         schema::check(kind, payload.value()).map_err(|e| fail(INVALID_INPUT, e.to_string()))?;
-        let head = store.head(&secret.public_key())?;
-        let (seq, prev) = match head {
-            Some((s, h)) => (s.next(), Some(h)),
-            None => (Seq::FIRST, None),
-        };
-        let ts = Timestamp::new(at.unwrap_or_else(now_ms))?;
-        let ev = event::sign(&secret, seq, prev, EventType::new(kind)?, ts, payload)?;
-        match store.append_legacy(&ev, &legacy)? {
-            Outcome::Inserted => events += 1,
-            other => anyhow::bail!("could not append the event for {legacy}: {other:?}"),
-        }
+        append_record(&mut store, &secret, kind, *at, payload, &legacy)?;
+        events += 1;
     }
     bar.finish_and_clear();
     if !bad.is_empty() {
@@ -352,16 +356,53 @@ pub fn run(home_dir: &Path, from: &Path, skip_bad: bool, json: bool) -> Result<(
         say!(
             "{}",
             json!({"records": records.len(), "users_created": users, "events_created": events,
-                   "already_imported": already, "bad_lines": bad_list})
+                   "profiles_created": profiles, "already_imported": already, "bad_lines": bad_list})
         );
     } else {
         say!(
-            "migrated {}: {users} user(s) and {events} event(s) created, {already} already imported, {} bad line(s) skipped",
+            "migrated {}: {users} user(s) and {events} event(s) created, {already} already imported, {} bad line(s) skipped; {profiles} profile(s) published",
             from.display(),
             bad.len()
         );
     }
     Ok(())
+}
+
+/// The key of the author made for `user`, unlocked once per run.
+fn secret_of(
+    store: &SqliteStore,
+    keeper: &Keeper,
+    keys: &mut HashMap<String, SecretKey>,
+    user: &str,
+) -> Result<SecretKey> {
+    if let Some(k) = keys.get(user) {
+        return Ok(k.clone());
+    }
+    let k = user_key(store, keeper, user)?;
+    keys.insert(user.to_string(), k.clone());
+    Ok(k)
+}
+
+/// Signs a record's event as the next of its author's feed (at the record's time, or now) and
+/// stores it with the record's id, in one transaction.
+fn append_record(
+    store: &mut SqliteStore,
+    secret: &SecretKey,
+    kind: &str,
+    at: Option<u64>,
+    payload: Payload,
+    legacy: &str,
+) -> Result<()> {
+    let (seq, prev) = match store.head(&secret.public_key())? {
+        Some((s, h)) => (s.next(), Some(h)),
+        None => (Seq::FIRST, None),
+    };
+    let ts = Timestamp::new(at.unwrap_or_else(now_ms))?;
+    let ev = event::sign(secret, seq, prev, EventType::new(kind)?, ts, payload)?;
+    match store.append_legacy(&ev, legacy)? {
+        Outcome::Inserted => Ok(()),
+        other => anyhow::bail!("could not append the event for {legacy}: {other:?}"),
+    }
 }
 
 fn target_hash(store: &SqliteStore, legacy_id: &str) -> Result<String> {

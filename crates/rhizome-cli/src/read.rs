@@ -31,6 +31,11 @@ fn summary(ev: &Event) -> String {
         return "(payload withheld)".into();
     };
     let v = p.value();
+    if ev.header.kind.as_str() == "PROFILE" {
+        if let Some(name) = v.get("name").and_then(|x| x.as_str()) {
+            return crate::show::author_label(Some(name), &ev.header.author);
+        }
+    }
     let text = ["text", "comment", "tag", "circle"]
         .iter()
         .find_map(|f| v.get(*f).and_then(|x| x.as_str()))
@@ -51,11 +56,7 @@ fn summary(ev: &Event) -> String {
 pub fn log(home_dir: &Path, author: Option<&str>, json: bool) -> Result<()> {
     let store = home::open_for_reading(home_dir)?;
     let feed = author.map(|a| resolve_feed(&store, a)).transpose()?;
-    let names: HashMap<PublicKey, String> = store
-        .authors()?
-        .into_iter()
-        .map(|a| (a.public_key, a.name))
-        .collect();
+    let names = crate::show::Names::load(&store)?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let mut result = Ok(());
@@ -65,10 +66,13 @@ pub fn log(home_dir: &Path, author: Option<&str>, json: bool) -> Result<()> {
                 .write_all(&ev.to_line())
                 .and_then(|_| out.write_all(b"\n")),
             Ok(ev) => {
-                let who = names
-                    .get(&ev.header.author)
-                    .cloned()
-                    .unwrap_or_else(|| ev.header.author.fingerprint());
+                let who = match names.of(&ev.header.author) {
+                    Ok(who) => who,
+                    Err(e) => {
+                        result = Err(std::io::Error::other(format!("{e:#}")));
+                        return ControlFlow::Break(());
+                    }
+                };
                 writeln!(
                     out,
                     "{:<12} {:>5}  {}  {:<13} {}",

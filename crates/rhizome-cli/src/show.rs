@@ -6,6 +6,7 @@ use rhizome_core::{Hash, PublicKey};
 use rhizome_store::views::Cursor;
 use rhizome_store::{SqliteStore, Store};
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
@@ -15,24 +16,54 @@ use crate::home;
 use crate::read::resolve_feed;
 use crate::write::resolve_target;
 
-/// Local names for keys, to show people rather than hex.
-struct Names(HashMap<PublicKey, String>);
+/// How a person is named in human output: the name they go by beside the fingerprint of
+/// their key, since names are not unique (anyone may publish any name); the fingerprint alone
+/// when no name is known. Every name printed for people goes through here.
+pub(crate) fn author_label(name: Option<&str>, key: &PublicKey) -> String {
+    match name {
+        Some(name) => format!("{name} ({})", key.fingerprint()),
+        None => key.fingerprint(),
+    }
+}
 
-impl Names {
-    fn load(store: &SqliteStore) -> Result<Self> {
-        Ok(Self(
-            store
+/// Names for keys, to show people rather than hex: an author's latest PROFILE (PROTOCOL 5),
+/// else, for a local author who has none, the local name. Looked up once per key.
+pub(crate) struct Names<'s> {
+    store: &'s SqliteStore,
+    local: HashMap<PublicKey, String>,
+    seen: RefCell<HashMap<PublicKey, Option<String>>>,
+}
+
+impl<'s> Names<'s> {
+    pub(crate) fn load(store: &'s SqliteStore) -> Result<Self> {
+        Ok(Self {
+            store,
+            local: store
                 .authors()?
                 .into_iter()
                 .map(|a| (a.public_key, a.name))
                 .collect(),
-        ))
+            seen: RefCell::default(),
+        })
     }
-    fn of(&self, k: &PublicKey) -> String {
-        self.0.get(k).cloned().unwrap_or_else(|| k.fingerprint())
+    /// The name `k` goes by, if one is known.
+    pub(crate) fn name(&self, k: &PublicKey) -> Result<Option<String>> {
+        if let Some(n) = self.seen.borrow().get(k) {
+            return Ok(n.clone());
+        }
+        let n = match self.store.profile(k)? {
+            Some(p) => Some(p.name),
+            None => self.local.get(k).cloned(),
+        };
+        self.seen.borrow_mut().insert(*k, n.clone());
+        Ok(n)
+    }
+    /// The label of `k` for people (see [`author_label`]).
+    pub(crate) fn of(&self, k: &PublicKey) -> Result<String> {
+        Ok(author_label(self.name(k)?.as_deref(), k))
     }
     fn local(&self, k: &PublicKey) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
+        self.local.get(k).map(String::as_str)
     }
 }
 
@@ -120,6 +151,7 @@ pub fn feed(
                 let mut v = serde_json::to_value(i)?;
                 v["text"] = json!(text_of(&store, &i.hash)?);
                 v["author_name"] = json!(names.local(&i.author));
+                v["name"] = json!(names.name(&i.author)?);
                 v["cursor"] = json!(Cursor {
                     ts: i.ts,
                     hash: i.hash
@@ -143,7 +175,7 @@ pub fn feed(
         say!(
             "{}  {:<14} {}  {what}",
             when(i.ts),
-            names.of(&i.author),
+            names.of(&i.author)?,
             &i.hash.to_hex()[..12]
         );
         if i.likes + i.replies > 0 {
@@ -171,12 +203,13 @@ pub fn thread(home_dir: &Path, hash: &str, json: bool) -> Result<()> {
             .map(|r| {
                 let mut v = serde_json::to_value(r)?;
                 v["text"] = json!(text_of(&store, &r.hash)?);
+                v["name"] = json!(names.name(&r.author)?);
                 Ok(v)
             })
             .collect::<Result<Vec<_>>>()?;
         say!(
             "{}",
-            json!({"root": {"hash": root, "author": root_ev.header.author, "type": root_ev.header.kind.as_str(),
+            json!({"root": {"hash": root, "author": root_ev.header.author, "name": names.name(&root_ev.header.author)?, "type": root_ev.header.kind.as_str(),
                             "timestamp": root_ev.header.timestamp, "text": text_of(&store, &root)?,
                             "likes": store.likers(&root)?, "tags": store.tags_of(&root)?},
                    "replies": list})
@@ -187,12 +220,15 @@ pub fn thread(home_dir: &Path, hash: &str, json: bool) -> Result<()> {
     say!(
         "{}  {}  {}  {text}",
         when(root_ev.header.timestamp.get()),
-        names.of(&root_ev.header.author),
+        names.of(&root_ev.header.author)?,
         &root.to_hex()[..12]
     );
     let likers = store.likers(&root)?;
     if !likers.is_empty() {
-        let who: Vec<String> = likers.iter().map(|k| names.of(k)).collect();
+        let who = likers
+            .iter()
+            .map(|k| names.of(k))
+            .collect::<Result<Vec<_>>>()?;
         say!("  liked by {}", who.join(", "));
     }
     // Print depth-first: children of each node in time order.
@@ -209,7 +245,7 @@ pub fn thread(home_dir: &Path, hash: &str, json: bool) -> Result<()> {
         say!(
             "{}└ {}  {}  {text}",
             "  ".repeat(depth),
-            names.of(&r.author),
+            names.of(&r.author)?,
             &r.hash.to_hex()[..12]
         );
         if let Some(c) = children.get(&r.hash) {
@@ -228,24 +264,32 @@ fn print_events(
     key: &str,
     mut extra: serde_json::Map<String, Value>,
 ) -> Result<()> {
+    let names = Names::load(store)?;
     let items = hashes
         .iter()
-        .map(|h| Ok((h, text_of(store, h)?)))
+        .map(|h| {
+            let author = store.get(h)?.map(|e| e.header.author);
+            Ok((h, author, text_of(store, h)?))
+        })
         .collect::<Result<Vec<_>>>()?;
     if json {
         let v: Vec<_> = items
             .iter()
-            .map(|(h, t)| json!({"hash": h, "text": t}))
+            .map(|(h, _, t)| json!({"hash": h, "text": t}))
             .collect();
         extra.insert(key.to_string(), json!(v));
         say!("{}", Value::Object(extra));
     } else {
-        for (h, t) in &items {
-            say!(
-                "{}  {}",
-                &h.to_hex()[..12],
-                t.as_deref().unwrap_or("(not here yet)")
-            );
+        for (h, a, _) in &items {
+            match a {
+                Some(a) => say!(
+                    "{}  {}  {}",
+                    &h.to_hex()[..12],
+                    names.of(a)?,
+                    shown_text(store, h)?
+                ),
+                None => say!("{}  (not here yet)", &h.to_hex()[..12]),
+            }
         }
     }
     Ok(())
@@ -271,7 +315,11 @@ pub fn circles(home_dir: &Path, as_author: Option<&str>, json: bool) -> Result<(
         say!("{}", json!({"owner": author.name, "circles": circles}));
     } else {
         for c in &circles {
-            let ms: Vec<String> = c.members.iter().map(|m| names.of(m)).collect();
+            let ms = c
+                .members
+                .iter()
+                .map(|m| names.of(m))
+                .collect::<Result<Vec<_>>>()?;
             say!("{:<16} {} member(s): {}", c.name, ms.len(), ms.join(", "));
         }
     }
@@ -347,13 +395,13 @@ pub fn status(home_dir: &Path, json: bool) -> Result<()> {
     }
     say!("per author");
     for (k, s) in clock.iter() {
-        say!("  {:<16} {s}", names.of(k));
+        say!("  {:<16} {s}", names.of(k)?);
     }
     say!("skipped by views {}", skipped.len());
     for s in &skipped {
         say!(
             "  {} seq {} {} ({}): {}",
-            names.of(&s.author),
+            names.of(&s.author)?,
             s.seq,
             s.kind,
             s.reason,

@@ -128,6 +128,10 @@ fn build(store: &SqliteStore, cmd: &Command) -> Result<(String, Value)> {
             };
             ("CIRCLE_UPDATE".into(), p)
         }
+        Command::Profile { name, about } => (
+            "PROFILE".into(),
+            profile_payload(name, about.as_deref())?.value().clone(),
+        ),
         Command::Append { kind, payload } => {
             let value = canonical::parse_strict(payload.as_bytes())
                 .map_err(|e| fail(INVALID_INPUT, format!("--payload is not valid JSON: {e}")))?;
@@ -185,6 +189,37 @@ fn payload_to_sign(value: Value) -> Result<Payload> {
     } else {
         Payload::new(value).map_err(|e| fail(INVALID_INPUT, e.to_string()))
     }
+}
+
+/// The payload of a PROFILE event (PROTOCOL 5), checked against its schema, with a message that
+/// says which rule a name or an about text breaks.
+pub fn profile_payload(name: &str, about: Option<&str>) -> Result<Payload> {
+    let mut value = json!({ "name": name });
+    if let Some(a) = about {
+        value["about"] = json!(a);
+    }
+    if let Err(e) = schema::check("PROFILE", &value) {
+        let problem = if e.errors.iter().any(|x| x.starts_with("/name")) {
+            format!("profile name {name:?} must be 1-64 characters, without control or invisible formatting characters, and without spaces at either end")
+        } else if e.errors.iter().any(|x| x.starts_with("/about")) {
+            "profile about text must be 1-1000 characters".to_string()
+        } else {
+            e.to_string()
+        };
+        return Err(fail(INVALID_INPUT, problem));
+    }
+    Payload::new(value).map_err(|e| fail(INVALID_INPUT, e.to_string()))
+}
+
+/// Publishes a profile as the next event of `secret`'s feed (for `init`, `author add`).
+pub fn publish_profile(
+    store: &mut SqliteStore,
+    secret: &SecretKey,
+    profile: &Payload,
+) -> Result<VerifiedEvent> {
+    let kind = EventType::new("PROFILE")?;
+    let timestamp = Timestamp::new(now_ms()).map_err(|e| anyhow::anyhow!("system clock: {e}"))?;
+    append_next(store, secret, &kind, timestamp, profile)
 }
 
 /// Signs `payload` as the next event of `secret`'s feed and appends it. When another process

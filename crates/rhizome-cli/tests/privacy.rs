@@ -308,18 +308,14 @@ fn posting_to_a_circle_that_does_not_exist_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("h");
     run(&home, &["init", "--name", "h", "--no-passphrase"]);
+    let log = || rz(&home).args(["log", "--json"]).output().unwrap().stdout;
+    let before = log();
     let (code, err) = fails(&home, &["post", "--circle", "nobody", "hi"]);
     assert_eq!(code, 3);
     assert!(err.contains("no circle named \"nobody\""), "{err}");
-    assert_eq!(
-        rz(&home)
-            .args(["log", "--json"])
-            .output()
-            .unwrap()
-            .stdout
-            .len(),
-        0
-    );
+    // Only the profile `init` published.
+    assert_eq!(log(), before);
+    assert_eq!(before.iter().filter(|b| **b == b'\n').count(), 1);
 }
 
 /// A bundle signed by a real instance key whose manifest carries `hosts`.

@@ -8,7 +8,8 @@
 //!   a comment or like whose target has not arrived yet is stored under the target's hash
 //!   and shows as soon as the target does;
 //! - a star is "last by seq wins" per (author, target);
-//! - circle operations touch only their author's circles, applied in that author's seq order.
+//! - circle operations touch only their author's circles, applied in that author's seq order;
+//! - a profile is "last by seq wins" per author.
 
 use serde_json::Value;
 
@@ -84,6 +85,13 @@ pub enum Effect {
     },
     /// A change to one of the author's circles.
     Circle(CircleOp),
+    /// The author's profile: the latest by seq wins.
+    Profile {
+        /// The name the author goes by (not unique).
+        name: String,
+        /// A few words about the author.
+        about: Option<String>,
+    },
     /// The views cannot use this event.
     Skip(Skip),
 }
@@ -206,6 +214,10 @@ fn effects_or_skip(event: &Event) -> Result<Vec<Effect>, Skip> {
             };
             vec![Effect::Circle(op)]
         }
+        Kind::Profile => vec![Effect::Profile {
+            name: text("name"),
+            about: p.get("about").and_then(Value::as_str).map(str::to_string),
+        }],
     })
 }
 
@@ -255,6 +267,17 @@ mod tests {
                 starred: false
             }]
         );
+        assert_eq!(
+            effects(&ev("PROFILE", json!({"name": "Ana", "about": "hi"}))),
+            vec![Effect::Profile {
+                name: "Ana".into(),
+                about: Some("hi".into())
+            }]
+        );
+        assert!(matches!(
+            effects(&ev("PROFILE", json!({"name": "Ana\u{1b}"})))[..],
+            [Effect::Skip(Skip::Schema(_))]
+        ));
         assert_eq!(
             effects(&ev("RECIPE", json!({"a": 1}))),
             vec![Effect::Skip(Skip::UnknownType)]

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
 
 /// Every marker the document must contain, and nothing else.
-const MARKERS: [&str; 25] = [
+const MARKERS: [&str; 28] = [
     "inputs",
     "author",
     "instance-id",
@@ -44,6 +44,9 @@ const MARKERS: [&str; 25] = [
     "host-unsigned",
     "host-message-hex",
     "host-declaration",
+    "profile-inputs",
+    "profile-payload",
+    "profile-event-line",
     "salted-bucket",
     "salted-inputs",
     "salted-payload",
@@ -574,4 +577,90 @@ fn salted_payload_example() {
 
 fn inputs_seed(doc: &str) -> [u8; 32] {
     inputs(doc).seed
+}
+
+/// Section 5: the author of section 7 publishes its profile; the salted example of 9.4 follows
+/// it in the same feed.
+#[test]
+fn profile_example() {
+    let doc = doc();
+    let inputs: Value = serde_json::from_str(&text(&doc, "profile-inputs")).unwrap();
+    let keys: BTreeSet<&str> = inputs
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["seq", "prev", "type", "timestamp", "payload"])
+    );
+    assert_eq!(inputs["prev"], json!(hex_string(&doc, "hash")));
+    let seed = inputs_seed(&doc);
+
+    // (a) rhizome-core: the payload passes the PROFILE schema, and signs to the line.
+    let payload = Payload::new(inputs["payload"].clone()).unwrap();
+    assert_eq!(
+        rhizome_core::schema::check("PROFILE", payload.value()),
+        Ok(Some(rhizome_core::schema::Kind::Profile))
+    );
+    assert_eq!(
+        payload.canonical_bytes(),
+        text(&doc, "profile-payload").as_bytes()
+    );
+    assert!(doc.contains(&format!(
+        "(its `payload_size` is {})",
+        payload.canonical_bytes().len()
+    )));
+    let ev = sign(
+        &SecretKey::from_seed(&seed),
+        Seq::new(inputs["seq"].as_u64().unwrap()).unwrap(),
+        Some(inputs["prev"].as_str().unwrap().parse().unwrap()),
+        EventType::new(inputs["type"].as_str().unwrap()).unwrap(),
+        Timestamp::new(inputs["timestamp"].as_u64().unwrap()).unwrap(),
+        payload,
+    )
+    .unwrap();
+    assert_eq!(ev.to_line(), text(&doc, "profile-event-line").as_bytes());
+    let back = Event::parse(text(&doc, "profile-event-line").as_bytes())
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert_eq!(back, ev);
+    assert_eq!(
+        rhizome_core::views::effects(&back),
+        vec![rhizome_core::views::Effect::Profile {
+            name: "Ana Lima".into(),
+            about: Some("Teacher at the village school".into())
+        }]
+    );
+
+    // (b) General-purpose primitives.
+    let canonical = serde_json_canonicalizer::to_vec(&inputs["payload"]).unwrap();
+    let header = json!({
+        "author": hex_string(&doc, "author"),
+        "payload_hash": hex::encode(sha256(&canonical)),
+        "payload_size": canonical.len(),
+        "prev": inputs["prev"],
+        "seq": inputs["seq"],
+        "timestamp": inputs["timestamp"],
+        "type": inputs["type"],
+    });
+    let hash = sha256(&serde_json_canonicalizer::to_vec(&header).unwrap());
+    let message = [&b"RHIZOME-EVENT-V1\n"[..], &hash[..]].concat();
+    let mut line = header.clone();
+    line["hash"] = json!(hex::encode(hash));
+    line["sig"] = json!(hex::encode(
+        SigningKey::from_bytes(&seed).sign(&message).to_bytes()
+    ));
+    line["payload"] = inputs["payload"].clone();
+    assert_eq!(
+        serde_json_canonicalizer::to_vec(&line).unwrap(),
+        text(&doc, "profile-event-line").as_bytes()
+    );
+
+    // The salted example of 9.4 is the next event of the same feed.
+    let salted: Value = serde_json::from_str(&text(&doc, "salted-inputs")).unwrap();
+    assert_eq!(salted["prev"], json!(hex::encode(hash)));
+    assert_eq!(salted["seq"], 3);
 }

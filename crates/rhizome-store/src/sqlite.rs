@@ -19,7 +19,7 @@ use rhizome_core::{
     Clock, Event, Hash, InstanceId, PublicKey, Seq, Signature, Timestamp, VerifiedEvent,
 };
 
-use crate::views::{self, Circle, Cursor, Reply, Skipped, TableDigest, TimelineItem};
+use crate::views::{self, Circle, Cursor, Profile, Reply, Skipped, TableDigest, TimelineItem};
 use crate::{Identity, LocalAuthor, LogStats, Outcome, Result, Store, StoreError};
 
 /// Each entry upgrades the schema by one version; `PRAGMA user_version` records how many ran.
@@ -69,7 +69,8 @@ fn migrations() -> Vec<(String, bool)> {
                 "CREATE TABLE follows (author BLOB PRIMARY KEY) WITHOUT ROWID;
                  INSERT INTO follows SELECT public_key FROM local_authors;
                  {}",
-                views::ddl("main")
+                // Views added later are created by their own migration (7: v_profiles).
+                views::ddl_without("main", &["v_profiles"])
             ),
             true,
         ),
@@ -158,11 +159,14 @@ fn migrations() -> Vec<(String, bool)> {
                 .to_string(),
             false,
         ),
+        // 7: each author's latest PROFILE (names shown beside key fingerprints), filled by
+        // replaying the log.
+        (views::ddl_of("v_profiles", "main"), true),
     ]
 }
 
 /// Current schema version of this build: the number of migrations.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// Highest seq this backend stores (the rowid packs it into 32 bits).
 pub const SEQ_LIMIT: u64 = u32::MAX as u64;
@@ -309,12 +313,16 @@ impl SqliteStore {
             .map_err(|e| classify(&path, e))?;
         // Another process may have migrated while we waited for the lock.
         let now: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, (sql, replay)) in migrations().iter().enumerate().skip(now as usize) {
+        // The views are replayed once, after the last migration: the replay fills every view
+        // table this build has, which exist only then.
+        let mut replay = false;
+        for (i, (sql, replays)) in migrations().iter().enumerate().skip(now as usize) {
             tx.execute_batch(sql).map_err(|e| classify(&path, e))?;
-            if *replay {
-                replay_views(&tx, "main")?;
-            }
+            replay |= *replays;
             tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        }
+        if replay {
+            replay_views(&tx, "main")?;
         }
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(())
@@ -1096,6 +1104,12 @@ impl SqliteStore {
     /// Tags on `target`.
     pub fn tags_of(&self, target: &Hash) -> Result<Vec<String>> {
         views::tags_of(&self.conn, target)
+    }
+
+    /// `author`'s latest profile, if one is held (whatever its author's block status: names
+    /// only label keys).
+    pub fn profile(&self, author: &PublicKey) -> Result<Option<Profile>> {
+        views::profile(&self.conn, author)
     }
 
     /// Events the views skipped, with reasons.

@@ -65,6 +65,12 @@ const TABLES: &[(&str, &str, &str)] = &[
         "tag, target, author",
     ),
     (
+        "v_profiles",
+        "CREATE TABLE {s}.v_profiles (author BLOB NOT NULL PRIMARY KEY, seq INTEGER NOT NULL,
+            name TEXT NOT NULL, about TEXT) WITHOUT ROWID;",
+        "author",
+    ),
+    (
         "v_skipped",
         "CREATE TABLE {s}.v_skipped (hash BLOB NOT NULL PRIMARY KEY, author BLOB NOT NULL,
             seq INTEGER NOT NULL, type TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL) WITHOUT ROWID;",
@@ -75,6 +81,26 @@ const TABLES: &[(&str, &str, &str)] = &[
 /// Names of the view tables.
 pub(crate) fn table_names() -> impl Iterator<Item = &'static str> {
     TABLES.iter().map(|(name, _, _)| *name)
+}
+
+/// DDL creating one view table in `schema` (for a migration that adds it).
+pub(crate) fn ddl_of(table: &str, schema: &str) -> String {
+    TABLES
+        .iter()
+        .filter(|(name, _, _)| *name == table)
+        .map(|(_, sql, _)| sql.replace("{s}", schema))
+        .collect()
+}
+
+/// DDL creating every view table in `schema` except those named in `later` (the tables a later
+/// migration creates, for the migration that created the first views).
+pub(crate) fn ddl_without(schema: &str, later: &[&str]) -> String {
+    TABLES
+        .iter()
+        .filter(|(name, _, _)| !later.contains(name))
+        .map(|(_, sql, _)| sql.replace("{s}", schema))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// DDL creating every view table in `schema` ("main" or "temp").
@@ -149,6 +175,16 @@ pub(crate) fn apply(tx: &Transaction<'_>, s: &str, ev: &Event) -> Result<()> {
                 None
             }
             Effect::Circle(op) => apply_circle(tx, s, &hd.author, &ev.hash, op)?,
+            Effect::Profile { name, about } => {
+                // Last by seq wins, whatever order the events (or late payloads) came in.
+                tx.prepare_cached(&format!(
+                    "INSERT INTO {s}.v_profiles (author, seq, name, about) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (author) DO UPDATE SET seq = excluded.seq, name = excluded.name, about = excluded.about
+                     WHERE excluded.seq > v_profiles.seq"
+                ))?
+                .execute(params![author, seq, name, about])?;
+                None
+            }
             Effect::Skip(skip) => Some(skip),
         };
         if let Some(skip) = skip {
@@ -566,6 +602,38 @@ pub(crate) fn tags_of(conn: &rusqlite::Connection, target: &Hash) -> Result<Vec<
         .query_map([h(target)], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+/// An author's latest profile (PROTOCOL 5, `PROFILE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    /// The author.
+    pub author: PublicKey,
+    /// Seq of the PROFILE event shown.
+    pub seq: u64,
+    /// The name the author goes by (not unique).
+    pub name: String,
+    /// A few words about the author.
+    pub about: Option<String>,
+}
+
+pub(crate) fn profile(conn: &rusqlite::Connection, author: &PublicKey) -> Result<Option<Profile>> {
+    let row = conn
+        .prepare_cached("SELECT seq, name, about FROM v_profiles WHERE author = ?1")?
+        .query_row([b(author)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .optional()?;
+    Ok(row.map(|(seq, name, about)| Profile {
+        author: *author,
+        seq: seq as u64,
+        name,
+        about,
+    }))
 }
 
 /// An event the views skipped.

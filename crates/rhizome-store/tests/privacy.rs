@@ -75,7 +75,7 @@ fn limited_payloads_are_indexed_filled_and_migrated() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE limited; DROP TABLE local_hosts; DROP TABLE peer_hosts;
+            "DROP TABLE v_profiles; DROP TABLE limited; DROP TABLE local_hosts; DROP TABLE peer_hosts;
              ALTER TABLE peers DROP COLUMN age_recipient; PRAGMA user_version = 5;",
         )
         .unwrap();

@@ -24,7 +24,7 @@ struct Step {
 fn step() -> impl Strategy<Value = Step> {
     (
         0..AUTHORS,
-        0u8..11,
+        0u8..12,
         any::<usize>(),
         0u8..3,
         0..AUTHORS,
@@ -83,6 +83,14 @@ fn events(script: &[Step]) -> Vec<(usize, VerifiedEvent)> {
                 "POST",
                 json!({"text": format!("reply {i}"), "reply_to": target}),
             ),
+            10 if s.flag => (
+                "PROFILE",
+                json!({"name": (["Ana", "Bo", "Ana"][s.name as usize]), "about": format!("profile {i}")}),
+            ),
+            10 => (
+                "PROFILE",
+                json!({"name": (["Ana", "Bo", "Cy"][s.name as usize])}),
+            ),
             _ => ("FUTURE_TYPE", json!({"n": i})),
         };
         let (seq, prev) = match heads[s.author] {
@@ -98,7 +106,7 @@ fn events(script: &[Step]) -> Vec<(usize, VerifiedEvent)> {
             Payload::new(payload).unwrap(),
         )
         .unwrap();
-        if s.flag && s.action == 0 {
+        if s.flag && (s.action == 0 || (s.action == 10 && s.pick % 3 == 0)) {
             ev = ev.without_payload();
         }
         heads[s.author] = Some((seq, ev.hash));
@@ -207,4 +215,97 @@ fn a_comment_before_its_target_shows_once_the_target_arrives() {
     store.append(&[evs[0].1.clone()]).unwrap();
     assert_eq!(store.thread(&post).unwrap()[0].hash, evs[1].1.hash);
     assert_eq!(store.likers(&post).unwrap(), vec![evs[2].1.header.author]);
+}
+
+fn profile_event(key: &SecretKey, seq: u64, prev: Option<Hash>, payload: Value) -> VerifiedEvent {
+    sign(
+        key,
+        Seq::new(seq).unwrap(),
+        prev,
+        EventType::new("PROFILE").unwrap(),
+        Timestamp::new(1_000 + seq).unwrap(),
+        Payload::new(payload).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The latest PROFILE by seq wins, even when an earlier one's payload arrives after it
+/// (stored withheld first, filled later); a PROFILE the schema refuses changes nothing; a
+/// rebuild gives the same rows.
+#[test]
+fn the_latest_profile_by_seq_wins_whatever_the_arrival_order() {
+    let key = SecretKey::from_seed(&[4; 32]);
+    let author = key.public_key();
+    let first = profile_event(&key, 1, None, json!({"name": "Ana"}));
+    let second = profile_event(
+        &key,
+        2,
+        Some(first.hash),
+        json!({"name": "Ana Lima", "about": "teacher"}),
+    );
+    let bad = profile_event(
+        &key,
+        3,
+        Some(second.hash),
+        json!({"name": "\u{1b}]0;x\u{7}"}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
+    store
+        .append(&[first.without_payload(), second.clone(), bad])
+        .unwrap();
+    let shown = |s: &SqliteStore| {
+        s.profile(&author)
+            .unwrap()
+            .map(|p| (p.seq, p.name, p.about))
+    };
+    assert_eq!(
+        shown(&store),
+        Some((2, "Ana Lima".to_string(), Some("teacher".to_string())))
+    );
+    // The first payload arrives late: it does not override the later profile.
+    assert_eq!(
+        store.append(std::slice::from_ref(&first)).unwrap(),
+        vec![Outcome::Filled]
+    );
+    assert_eq!(shown(&store).unwrap().0, 2);
+    assert!(store.check_views().unwrap().ok());
+    store.rebuild_views().unwrap();
+    assert_eq!(shown(&store).unwrap().0, 2);
+    assert!(store
+        .skipped()
+        .unwrap()
+        .iter()
+        .any(|s| s.seq == 3 && s.reason == "schema"));
+    assert_eq!(
+        store
+            .profile(&SecretKey::from_seed(&[5; 32]).public_key())
+            .unwrap(),
+        None
+    );
+}
+
+/// A store from before schema 7 gets its profile view on open, from the log.
+#[test]
+fn the_profile_view_is_filled_when_an_older_store_opens() {
+    let key = SecretKey::from_seed(&[6; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store
+            .append(&[profile_event(&key, 1, None, json!({"name": "Old"}))])
+            .unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE v_profiles; PRAGMA user_version = 6;")
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(
+        store.profile(&key.public_key()).unwrap().unwrap().name,
+        "Old"
+    );
 }
