@@ -594,3 +594,40 @@ fn withheld_limited_payloads_cannot_be_guessed_from_public_data() {
         assert!(recovered.contains(p), "not recovered: {p}");
     }
 }
+
+/// `append` of a limited payload is salted and padded too, unless it brings its own salt.
+#[test]
+fn append_of_a_limited_payload_is_salted_too() {
+    let (h, _) = setup();
+    let bob = author(&h.ship);
+    let target = json(&h.school, &["post", "public"])["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let limited =
+        serde_json::json!({"target": target, "audience": {"circle": "crew", "members": [bob]}});
+    let hash = json(
+        &h.school,
+        &[
+            "append",
+            "--type",
+            "LIKE",
+            "--payload",
+            &limited.to_string(),
+        ],
+    )["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = rz(&h.school).args(["log", "--json"]).output().unwrap();
+    let ev: serde_json::Value = log
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap())
+        .find(|e| e["hash"] == hash.as_str())
+        .unwrap();
+    let salt = ev["payload"]["audience"]["salt"].as_str().unwrap();
+    assert_eq!(salt.len(), 32);
+    assert_eq!(ev["payload_size"], 512);
+}
