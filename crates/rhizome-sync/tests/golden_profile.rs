@@ -13,7 +13,7 @@
 use rhizome_core::bundle::{Counts, Exporter, FeedRange, Manifest, Trailer, FORMAT};
 use rhizome_core::privacy::Audience;
 use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, SecretKey, Seq};
-use rhizome_store::{SqliteStore, Store};
+use rhizome_store::SqliteStore;
 use rhizome_sync::{ImportOptions, Status};
 
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
