@@ -49,15 +49,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let at = &home::location(&home_dir, cli.store.as_deref())?;
     let as_author = cli.as_author.as_deref();
     match &cli.command {
-        Command::Init(a) => identity::init(
-            &home_dir,
-            at,
-            &a.name,
-            a.author.as_deref(),
-            a.no_passphrase,
-            json,
-        ),
-        Command::Author(AuthorCmd::Add { name }) => identity::author_add(at, name, json),
+        Command::Init(a) => identity::init(&home_dir, at, a, json),
+        Command::Author(AuthorCmd::Add { name, no_profile }) => {
+            identity::author_add(at, name, !no_profile, json)
+        }
         Command::Author(AuthorCmd::List) => identity::author_list(at, json),
         Command::Whoami => identity::whoami(&home_dir, at, json),
         Command::Log { author } => read::log(at, author.as_deref(), json),

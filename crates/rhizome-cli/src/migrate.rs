@@ -58,17 +58,19 @@ pub fn run(location: &StoreLocation, from: &Path, skip_bad: bool, json: bool) ->
         say!(
             "{}",
             json!({"records": done.records, "users_created": done.users_created,
-                   "events_created": done.events_created, "already_imported": done.already_imported,
+                   "events_created": done.events_created, "profiles_created": done.profiles_created,
+                   "already_imported": done.already_imported,
                    "bad_lines": checked.bad})
         );
     } else {
         say!(
-            "migrated {}: {} user(s) and {} event(s) created, {} already imported, {} bad line(s) skipped",
+            "migrated {}: {} user(s) and {} event(s) created, {} already imported, {} bad line(s) skipped; {} profile(s) published",
             from.display(),
             done.users_created,
             done.events_created,
             done.already_imported,
-            checked.bad.len()
+            checked.bad.len(),
+            done.profiles_created
         );
     }
     Ok(())

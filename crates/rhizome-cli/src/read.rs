@@ -15,6 +15,11 @@ fn summary(ev: &Event) -> String {
         return "(payload withheld)".into();
     };
     let v = p.value();
+    if ev.header.kind.as_str() == "PROFILE" {
+        if let Some(name) = v.get("name").and_then(|x| x.as_str()) {
+            return rhizome_node::read::label(Some(name), &ev.header.author);
+        }
+    }
     let text = ["text", "comment", "tag", "circle"]
         .iter()
         .find_map(|f| v.get(*f).and_then(|x| x.as_str()))

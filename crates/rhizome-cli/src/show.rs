@@ -64,6 +64,7 @@ pub fn feed(
                 let mut v = serde_json::to_value(i)?;
                 v["text"] = json!(i.shown.text);
                 v["author_name"] = json!(names.local(&i.item.author));
+                v["name"] = json!(names.name(&i.item.author));
                 v["cursor"] = json!(i.cursor.to_string());
                 Ok(v)
             })
@@ -114,12 +115,13 @@ pub fn thread(location: &StoreLocation, hash: &str, json: bool) -> Result<()> {
             .map(|(r, shown)| {
                 let mut v = serde_json::to_value(r)?;
                 v["text"] = json!(shown.text);
+                v["name"] = json!(names.name(&r.author));
                 Ok(v)
             })
             .collect::<Result<Vec<_>>>()?;
         say!(
             "{}",
-            json!({"root": {"hash": root.hash, "author": root.header.author, "type": root.header.kind.as_str(),
+            json!({"root": {"hash": root.hash, "author": root.header.author, "name": names.name(&root.header.author), "type": root.header.kind.as_str(),
                             "timestamp": root.header.timestamp, "text": t.shown.text,
                             "likes": t.likers, "tags": t.tags},
                    "replies": list})
@@ -164,6 +166,7 @@ pub fn thread(location: &StoreLocation, hash: &str, json: bool) -> Result<()> {
 /// Prints events by hash with their texts: human lines, or a JSON document with `key: [...]`
 /// beside the `extra` members.
 fn print_events(
+    names: &Names<'_>,
     items: &[(Hash, Shown)],
     json: bool,
     key: &str,
@@ -178,11 +181,10 @@ fn print_events(
         say!("{}", Value::Object(extra));
     } else {
         for (h, s) in items {
-            say!(
-                "{}  {}",
-                &h.to_hex()[..12],
-                s.text.as_deref().unwrap_or("(not here yet)")
-            );
+            match &s.author {
+                Some(a) => say!("{}  {}  {}", &h.to_hex()[..12], names.of(a), shown_text(s)),
+                None => say!("{}  (not here yet)", &h.to_hex()[..12]),
+            }
         }
     }
     Ok(())
@@ -190,17 +192,18 @@ fn print_events(
 
 /// `rhizome starred`.
 pub fn starred(location: &StoreLocation, as_author: Option<&str>, json: bool) -> Result<()> {
-    let (author, list) = home::open_for_reading(location)?.starred(as_author)?;
+    let node = home::open_for_reading(location)?;
+    let (author, list) = node.starred(as_author)?;
     let mut extra = serde_json::Map::new();
     extra.insert("author".into(), json!(author.name));
-    print_events(&list, json, "starred", extra)
+    print_events(&node.names()?, &list, json, "starred", extra)
 }
 
 /// `rhizome circles`.
 pub fn circles(location: &StoreLocation, as_author: Option<&str>, json: bool) -> Result<()> {
     let node = home::open_for_reading(location)?;
     let (author, circles) = node.circles(as_author)?;
-    let names: Names = node.names()?;
+    let names = node.names()?;
     if json {
         say!("{}", json!({"owner": author.name, "circles": circles}));
     } else {
@@ -234,7 +237,7 @@ pub fn tags(location: &StoreLocation, tag: Option<&str>, json: bool) -> Result<(
             let events = node.tagged(tag)?;
             let mut extra = serde_json::Map::new();
             extra.insert("tag".into(), json!(tag));
-            print_events(&events, json, "events", extra)?;
+            print_events(&node.names()?, &events, json, "events", extra)?;
         }
     }
     Ok(())

@@ -70,6 +70,7 @@ fn draft(node: &Node, cmd: &Command) -> Result<Draft> {
                 Draft::circle(name, CircleChange::Rename(new_name.clone()))
             }
         },
+        Command::Profile { name, about } => Draft::profile(name, about.as_deref())?,
         Command::Append { kind, payload } => Draft::custom(kind, payload)?,
         other => anyhow::bail!("{other:?} does not write an event"),
     })

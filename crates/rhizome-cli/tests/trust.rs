@@ -37,7 +37,7 @@ fn three_homes(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let homes = (dir.join("a"), dir.join("b"), dir.join("c"));
     for (h, n) in [(&homes.0, "school"), (&homes.1, "ship"), (&homes.2, "hub")] {
         rz(h)
-            .args(["init", "--name", n, "--no-passphrase"])
+            .args(["init", "--name", n, "--no-passphrase", "--no-profile"])
             .assert()
             .success();
     }
@@ -172,7 +172,7 @@ fn a_blocked_instance_is_refused_whole_until_unblocked() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for (h, n) in [(&a, "school"), (&b, "ship")] {
         rz(h)
-            .args(["init", "--name", n, "--no-passphrase"])
+            .args(["init", "--name", n, "--no-passphrase", "--no-profile"])
             .assert()
             .success();
     }
@@ -338,7 +338,13 @@ fn our_own_bundle_coming_back_is_not_quarantined_nor_a_peer() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     strict(&a)
-        .args(["init", "--name", "school", "--no-passphrase"])
+        .args([
+            "init",
+            "--name",
+            "school",
+            "--no-passphrase",
+            "--no-profile",
+        ])
         .assert()
         .success();
     strict(&a).args(["post", "hi"]).assert().success();

@@ -24,7 +24,7 @@ pub mod write;
 use std::sync::Arc;
 
 use rhizome_core::sealed::StoredSecret;
-use rhizome_core::{InstanceId, PublicKey, SecretKey};
+use rhizome_core::{Hash, InstanceId, PublicKey, SecretKey};
 use rhizome_store::{Identity, LocalAuthor, Store};
 use serde::Serialize;
 
@@ -61,6 +61,9 @@ pub struct InitRequest {
     pub author: Option<String>,
     /// How keys are kept.
     pub protection: Protection,
+    /// Publish a PROFILE event with the first author's name (public: it travels with their
+    /// events to every instance that gets them).
+    pub publish_profile: bool,
 }
 
 /// A local author, as shown.
@@ -73,6 +76,20 @@ pub struct AuthorInfo {
     /// The author used when none is named.
     #[serde(rename = "default")]
     pub is_default: bool,
+    /// The profile others see, if one is published.
+    pub profile: Option<ProfileInfo>,
+    /// The profile event published just now (by `init` or `add_author`).
+    #[serde(skip)]
+    pub profile_event: Option<Hash>,
+}
+
+/// A published profile, as shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileInfo {
+    /// The name the author goes by.
+    pub name: String,
+    /// A few words about the author.
+    pub about: Option<String>,
 }
 
 /// The instance, as shown by `whoami`.
@@ -90,16 +107,6 @@ pub struct InstanceInfo {
     pub created_at: u64,
     /// Local authors, the default first.
     pub authors: Vec<AuthorInfo>,
-}
-
-impl From<&LocalAuthor> for AuthorInfo {
-    fn from(a: &LocalAuthor) -> Self {
-        AuthorInfo {
-            name: a.name.clone(),
-            public_key: a.public_key,
-            is_default: a.is_default,
-        }
-    }
 }
 
 /// Instance and author names: 1-64 characters, no control characters or surrounding spaces.
@@ -152,6 +159,10 @@ impl Node {
         check_name("instance name", &request.name)?;
         let author_name = request.author.as_deref().unwrap_or(&request.name);
         check_name("author name", author_name)?;
+        if request.publish_profile {
+            // Refuse, before anything is created, a name a profile cannot carry.
+            write::Draft::profile(author_name, None)?;
+        }
         if location.exists() {
             // A store without identity (a failed init) is reused.
             match location.create()?.identity() {
@@ -191,7 +202,14 @@ impl Node {
             policy: Policy::default(),
         };
         node.declare_host(&author_key)?;
-        let info = node.whoami()?;
+        let published = request
+            .publish_profile
+            .then(|| node.publish_profile(&author_key, author_name))
+            .transpose()?;
+        let mut info = node.whoami()?;
+        if let Some(first) = info.authors.first_mut() {
+            first.profile_event = published;
+        }
         Ok((node, info))
     }
 
@@ -221,19 +239,43 @@ impl Node {
             public_key: id.public_key,
             keys_encrypted: matches!(id.secret, StoredSecret::Sealed { .. }),
             created_at: id.created_at,
-            authors: authors.iter().map(AuthorInfo::from).collect(),
+            authors: authors
+                .iter()
+                .map(|a| self.author_info(a))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    fn author_info(&self, a: &LocalAuthor) -> Result<AuthorInfo> {
+        Ok(AuthorInfo {
+            name: a.name.clone(),
+            public_key: a.public_key,
+            is_default: a.is_default,
+            profile: self.store.profile(&a.public_key)?.map(|p| ProfileInfo {
+                name: p.name,
+                about: p.about,
+            }),
+            profile_event: None,
         })
     }
 
     /// Local authors, the default first.
     pub fn authors(&self) -> Result<Vec<AuthorInfo>> {
-        Ok(self.store.authors()?.iter().map(AuthorInfo::from).collect())
+        self.store
+            .authors()?
+            .iter()
+            .map(|a| self.author_info(a))
+            .collect()
     }
 
     /// Adds a local author, sealed under the instance's passphrase (proved first by opening
-    /// the instance key, so the new key is never sealed under a typo).
-    pub fn add_author(&mut self, name: &str) -> Result<AuthorInfo> {
+    /// the instance key, so the new key is never sealed under a typo), and, with
+    /// `publish_profile`, publishes their name in a PROFILE event.
+    pub fn add_author(&mut self, name: &str, publish_profile: bool) -> Result<AuthorInfo> {
         check_name("author name", name)?;
+        if publish_profile {
+            write::Draft::profile(name, None)?;
+        }
         if self.store.authors()?.iter().any(|a| a.name == name) {
             return Err(StoreError::AuthorExists(name.into()).into());
         }
@@ -249,7 +291,12 @@ impl Node {
         };
         self.store.add_author(&author)?;
         self.declare_host(&key)?;
-        Ok(AuthorInfo::from(&author))
+        let published = publish_profile
+            .then(|| self.publish_profile(&key, name))
+            .transpose()?;
+        let mut info = self.author_info(&author)?;
+        info.profile_event = published;
+        Ok(info)
     }
 
     /// The instance's secret key (signs manifests, derives the age identity).

@@ -21,6 +21,7 @@ enum Record {
     User {
         id: String,
         name: String,
+        at: Option<u64>,
     },
     Post {
         id: String,
@@ -88,6 +89,7 @@ fn parse_record(line: &[u8]) -> Result<Record, String> {
         "user" => Record::User {
             id: s("id")?,
             name: s("name")?,
+            at,
         },
         "post" => Record::Post {
             id: s("id")?,
@@ -176,6 +178,9 @@ pub struct Migrated {
     pub events_created: u64,
     /// Records imported by an earlier run.
     pub already_imported: u64,
+    /// PROFILE events published for users (once per user, also for users an earlier version
+    /// imported without one).
+    pub profiles_created: u64,
 }
 
 /// Reads and checks every line: syntax, fields, and that every reference names a record
@@ -207,9 +212,11 @@ fn check_lines(store: &dyn Store, input: &mut dyn BufRead) -> Result<Checked> {
             Ok(events.contains(t) || known(store, &format!("event:{t}"))?)
         };
         let problem = match &rec {
-            Record::User { id, name } => {
+            Record::User { id, name, .. } => {
                 if let Err(e) = check_name("field `name`:", name) {
                     Some(e.to_string())
+                } else if let Err(e) = crate::write::Draft::profile(name, None) {
+                    Some(format!("field `name`: {e}"))
                 } else if users.contains(id) {
                     Some(format!("field `id`: user {id:?} appears twice"))
                 } else if !known(store, &rec.legacy_key())? && names.contains(name) {
@@ -249,7 +256,7 @@ fn check_lines(store: &dyn Store, input: &mut dyn BufRead) -> Result<Checked> {
             continue;
         }
         match &rec {
-            Record::User { id, name } => {
+            Record::User { id, name, .. } => {
                 users.insert(id.clone());
                 names.insert(name.clone());
             }
@@ -282,16 +289,14 @@ impl Node {
         let keeper = self.keys.keeper_for(&identity.secret)?;
         keeper.open(&identity.secret, &identity.public_key)?;
         let mut keys: HashMap<String, SecretKey> = HashMap::new();
-        let (mut users, mut events, mut already) = (0u64, 0u64, 0u64);
+        let (mut users, mut events, mut already, mut profiles) = (0u64, 0u64, 0u64, 0u64);
         for (done, rec) in checked.records.iter().enumerate() {
             progress(done as u64 + 1);
             let legacy = rec.legacy_key();
-            if store.legacy(&legacy)?.is_some() {
-                already += 1;
-                continue;
-            }
-            let (user, kind, payload, at) = match rec {
-                Record::User { name, .. } => {
+            if let Record::User { id, name, at } = rec {
+                if store.legacy(&legacy)?.is_some() {
+                    already += 1;
+                } else {
                     let key = keys::new_secret()?;
                     let author = LocalAuthor {
                         name: name.clone(),
@@ -300,9 +305,25 @@ impl Node {
                         is_default: false,
                     };
                     store.add_author_legacy(&author, &legacy)?;
+                    keys.insert(id.clone(), key);
                     users += 1;
-                    continue;
                 }
+                // The name others see; also for users imported by a version without profiles.
+                let profile = format!("profile:{id}");
+                if store.legacy(&profile)?.is_none() {
+                    let secret = secret_of(store, &keeper, &mut keys, id)?;
+                    let payload = crate::write::Draft::profile(name, None)?.payload;
+                    append_record(store, &secret, "PROFILE", *at, payload, &profile)?;
+                    profiles += 1;
+                }
+                continue;
+            }
+            if store.legacy(&legacy)?.is_some() {
+                already += 1;
+                continue;
+            }
+            let (user, kind, payload, at) = match rec {
+                Record::User { .. } => continue,
                 Record::Post { user, text, at, .. } => (user, "POST", json!({"text": text}), at),
                 Record::Comment {
                     user,
@@ -329,47 +350,61 @@ impl Node {
                     at,
                 ),
             };
-            let secret = match keys.get(user) {
-                Some(k) => k.clone(),
-                None => {
-                    let k = user_key(store, &keeper, user)?;
-                    keys.insert(user.clone(), k.clone());
-                    k
-                }
-            };
-            let invalid = |e: rhizome_core::EventError| NodeError::invalid(e.to_string());
-            let payload = Payload::new(payload).map_err(invalid)?;
-            schema::check(kind, payload.value()).map_err(|e| NodeError::invalid(e.to_string()))?;
-            let (seq, prev) = match store.head(&secret.public_key())? {
-                Some((s, h)) => (s.next(), Some(h)),
-                None => (Seq::FIRST, None),
-            };
-            let ts = Timestamp::new(at.unwrap_or_else(now_ms))
-                .map_err(|e| NodeError::invalid(e.to_string()))?;
-            let ev = event::sign(
-                &secret,
-                seq,
-                prev,
-                EventType::new(kind).map_err(invalid)?,
-                ts,
-                payload,
-            )
-            .map_err(invalid)?;
-            match store.append_legacy(&ev, &legacy)? {
-                Outcome::Inserted => events += 1,
-                other => {
-                    return Err(NodeError::Io(format!(
-                        "could not append the event for {legacy}: {other:?}"
-                    )))
-                }
-            }
+            let secret = secret_of(store, &keeper, &mut keys, user)?;
+            append_record(store, &secret, kind, *at, payload, &legacy)?;
+            events += 1;
         }
         Ok(Migrated {
             records: checked.records.len(),
             users_created: users,
             events_created: events,
             already_imported: already,
+            profiles_created: profiles,
         })
+    }
+}
+
+/// The key of the author made for `user`, unlocked once per run.
+fn secret_of(
+    store: &dyn Store,
+    keeper: &Keeper,
+    keys: &mut HashMap<String, SecretKey>,
+    user: &str,
+) -> Result<SecretKey> {
+    if let Some(k) = keys.get(user) {
+        return Ok(k.clone());
+    }
+    let k = user_key(store, keeper, user)?;
+    keys.insert(user.to_string(), k.clone());
+    Ok(k)
+}
+
+/// Signs a record's event as the next of its author's feed (at the record's time, or now),
+/// checked against its schema, and stores it with the record's id in one transaction.
+fn append_record(
+    store: &mut dyn Store,
+    secret: &SecretKey,
+    kind: &str,
+    at: Option<u64>,
+    payload: Value,
+    legacy: &str,
+) -> Result<()> {
+    let invalid = |e: rhizome_core::EventError| NodeError::invalid(e.to_string());
+    let payload = Payload::new(payload).map_err(invalid)?;
+    schema::check(kind, payload.value()).map_err(|e| NodeError::invalid(e.to_string()))?;
+    let (seq, prev) = match store.head(&secret.public_key())? {
+        Some((s, h)) => (s.next(), Some(h)),
+        None => (Seq::FIRST, None),
+    };
+    let ts =
+        Timestamp::new(at.unwrap_or_else(now_ms)).map_err(|e| NodeError::invalid(e.to_string()))?;
+    let kind = EventType::new(kind).map_err(invalid)?;
+    let ev = event::sign(secret, seq, prev, kind, ts, payload).map_err(invalid)?;
+    match store.append_legacy(&ev, legacy)? {
+        Outcome::Inserted => Ok(()),
+        other => Err(NodeError::Io(format!(
+            "could not append the event for {legacy}: {other:?}"
+        ))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Reading for people: the views with the text, names and marks a front-end shows (the feed,
 //! threads, stars, circles, tags, status), the log itself, and verifying all of it again.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -9,35 +10,63 @@ use rhizome_core::chain::ChainWalk;
 use rhizome_core::event::verify_batch;
 use rhizome_core::{Event, Hash, PublicKey};
 use rhizome_store::{
-    Circle, Cursor, LocalAuthor, LogStats, Reply, Skipped, TableDigest, TimelineItem, ViewCheck,
+    Circle, Cursor, LocalAuthor, LogStats, Reply, Skipped, Store, TableDigest, TimelineItem,
+    ViewCheck,
 };
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::{Node, NodeError, Result};
 
-/// Names people recognise for keys: this instance's local authors.
-#[derive(Debug, Clone, Default)]
-pub struct Names(HashMap<PublicKey, String>);
+/// How a person is named for people: the name they go by beside the fingerprint of their key,
+/// since names are not unique (anyone may publish any name); the fingerprint alone when no name
+/// is known.
+pub fn label(name: Option<&str>, key: &PublicKey) -> String {
+    match name {
+        Some(name) => format!("{name} ({})", key.fingerprint()),
+        None => key.fingerprint(),
+    }
+}
 
-impl Names {
+/// Names for keys, to show people rather than hex: an author's latest PROFILE (PROTOCOL 5),
+/// else, for a local author who has none, the local name. Each key is looked up once.
+pub struct Names<'n> {
+    store: &'n dyn Store,
+    local: HashMap<PublicKey, String>,
+    seen: RefCell<HashMap<PublicKey, Option<String>>>,
+}
+
+impl Names<'_> {
     /// The local name of a key, if it is a local author.
     pub fn local(&self, key: &PublicKey) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        self.local.get(key).map(String::as_str)
     }
 
-    /// A name for a key: its local name, or its short fingerprint.
+    /// The name a key goes by, if one is known. A store that cannot be read here gives no name
+    /// (a label is only a label; the fingerprint still shows).
+    pub fn name(&self, key: &PublicKey) -> Option<String> {
+        if let Some(n) = self.seen.borrow().get(key) {
+            return n.clone();
+        }
+        let n = match self.store.profile(key) {
+            Ok(Some(p)) => Some(p.name),
+            _ => self.local.get(key).cloned(),
+        };
+        self.seen.borrow_mut().insert(*key, n.clone());
+        n
+    }
+
+    /// The label of a key for people (see [`label`]).
     pub fn of(&self, key: &PublicKey) -> String {
-        self.0
-            .get(key)
-            .cloned()
-            .unwrap_or_else(|| key.fingerprint())
+        label(self.name(key).as_deref(), key)
     }
 }
 
 /// What an event shows: its text and whether only a circle may read it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Shown {
+    /// Its author, when the event is here.
+    pub author: Option<PublicKey>,
     /// Its `text` (or `comment`), when the payload is here.
     pub text: Option<String>,
     /// The circle its payload is limited to (PROTOCOL 9.1).
@@ -138,12 +167,14 @@ fn shown_of(event: Option<Event>) -> Shown {
     };
     let Some(p) = &e.payload else {
         return Shown {
+            author: Some(e.header.author),
             withheld: true,
             ..Shown::default()
         };
     };
     let v = p.value();
     Shown {
+        author: Some(e.header.author),
         text: ["text", "comment"]
             .iter()
             .find_map(|f| v.get(*f).and_then(Value::as_str).map(str::to_string)),
@@ -158,14 +189,17 @@ fn shown_of(event: Option<Event>) -> Shown {
 
 impl Node {
     /// Names for keys.
-    pub fn names(&self) -> Result<Names> {
-        Ok(Names(
-            self.store
+    pub fn names(&self) -> Result<Names<'_>> {
+        Ok(Names {
+            store: &*self.store,
+            local: self
+                .store
                 .authors()?
                 .into_iter()
                 .map(|a| (a.public_key, a.name))
                 .collect(),
-        ))
+            seen: RefCell::default(),
+        })
     }
 
     /// What the event `hash` shows.

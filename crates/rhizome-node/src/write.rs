@@ -3,8 +3,9 @@
 //! append that re-reads the head when another process wrote first.
 
 use rhizome_core::event::{self, EventType, Payload};
+use rhizome_core::privacy;
 use rhizome_core::schema::{self, Kind};
-use rhizome_core::{canonical, Hash, PublicKey, Seq, Timestamp};
+use rhizome_core::{canonical, Hash, PublicKey, SecretKey, Seq, Timestamp, VerifiedEvent};
 use rhizome_store::Outcome;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -120,6 +121,27 @@ impl Draft {
         Draft::new("CIRCLE_UPDATE", p)
     }
 
+    /// A profile: the name the author goes by (and a few words), checked against the PROFILE
+    /// schema with a message that says which rule a name or an about text breaks.
+    pub fn profile(name: &str, about: Option<&str>) -> Result<Draft> {
+        let mut value = json!({ "name": name });
+        if let Some(a) = about {
+            value["about"] = json!(a);
+        }
+        if let Err(e) = schema::check("PROFILE", &value) {
+            return Err(NodeError::invalid(
+                if e.errors.iter().any(|x| x.starts_with("/name")) {
+                    format!("profile name {name:?} must be 1-64 characters, without control or invisible formatting characters, and without spaces at either end")
+                } else if e.errors.iter().any(|x| x.starts_with("/about")) {
+                    "profile about text must be 1-1000 characters".to_string()
+                } else {
+                    e.to_string()
+                },
+            ));
+        }
+        Ok(Draft::new("PROFILE", value))
+    }
+
     /// Any type, with a payload given as JSON text (strictly parsed).
     pub fn custom(kind: &str, payload_json: &str) -> Result<Draft> {
         let value = canonical::parse_strict(payload_json.as_bytes())
@@ -199,34 +221,56 @@ impl Node {
             value["audience"] = self.audience(&author.public_key, &circle)?;
         }
         let kind = EventType::new(&kind).map_err(|e| NodeError::invalid(e.to_string()))?;
-        let payload = Payload::new(value).map_err(|e| NodeError::invalid(e.to_string()))?;
+        let payload = payload_to_sign(value)?;
         schema::check(kind.as_str(), payload.value())
             .map_err(|e| NodeError::invalid(e.to_string()))?;
         let secret = self.keys.open(&author.secret, &author.public_key)?;
         self.declare_host(&secret)?;
+        let ev = self.append_next(&secret, &kind, &payload)?;
+        Ok(Written {
+            hash: ev.hash,
+            author: author.public_key,
+            author_name: author.name,
+            seq: ev.header.seq,
+            kind: kind.as_str().to_string(),
+        })
+    }
+
+    /// Signs `payload` now as the next event of `secret`'s feed and appends it. When another
+    /// process appended to the feed first, reads the head again and signs again.
+    pub(crate) fn append_next(
+        &mut self,
+        secret: &SecretKey,
+        kind: &EventType,
+        payload: &Payload,
+    ) -> Result<VerifiedEvent> {
+        let author = secret.public_key();
         let timestamp =
             Timestamp::new(now_ms()).map_err(|e| NodeError::Io(format!("system clock: {e}")))?;
         for _ in 0..APPEND_RETRIES {
-            let (seq, prev) = match self.store.head(&author.public_key)? {
+            let (seq, prev) = match self.store.head(&author)? {
                 Some((s, h)) => (s.next(), Some(h)),
                 None => (Seq::FIRST, None),
             };
-            let ev = event::sign(&secret, seq, prev, kind.clone(), timestamp, payload.clone())
+            let ev = event::sign(secret, seq, prev, kind.clone(), timestamp, payload.clone())
                 .map_err(|e| NodeError::invalid(e.to_string()))?;
             // Another process may have appended since we read the head: then read it again.
             if self.store.append(std::slice::from_ref(&ev))? == [Outcome::Inserted] {
-                return Ok(Written {
-                    hash: ev.hash,
-                    author: author.public_key,
-                    author_name: author.name,
-                    seq,
-                    kind: kind.as_str().to_string(),
-                });
+                return Ok(ev);
             }
         }
         Err(NodeError::Io(format!(
             "could not append after {APPEND_RETRIES} attempts: other processes keep writing to this feed"
         )))
+    }
+
+    /// Publishes `author`'s profile with `name` as the next event of their feed (for `init`
+    /// and `add_author`).
+    pub(crate) fn publish_profile(&mut self, author: &SecretKey, name: &str) -> Result<Hash> {
+        let draft = Draft::profile(name, None)?;
+        let payload = Payload::new(draft.payload).map_err(|e| NodeError::invalid(e.to_string()))?;
+        let kind = EventType::new("PROFILE").map_err(|e| NodeError::invalid(e.to_string()))?;
+        Ok(self.append_next(author, &kind, &payload)?.hash)
     }
 
     /// The `audience` member limiting a payload to one of `author`'s circles (PROTOCOL 9.1):
@@ -273,5 +317,21 @@ impl Node {
             }
         }
         Ok(())
+    }
+}
+
+/// The payload a local author signs. A limited one (an `audience` object, PROTOCOL 9.1) gets a
+/// fresh random salt and its padding (9.4), so that its withheld header gives nothing away; an
+/// `audience` that already has a `salt` (an `append` that brings its own) is left as written.
+fn payload_to_sign(value: Value) -> Result<Payload> {
+    let limited = value
+        .get("audience")
+        .and_then(Value::as_object)
+        .is_some_and(|a| !a.contains_key("salt"));
+    if limited {
+        privacy::protect(value, &crate::keys::random()?)
+            .map_err(|e| NodeError::invalid(e.to_string()))
+    } else {
+        Payload::new(value).map_err(|e| NodeError::invalid(e.to_string()))
     }
 }

@@ -20,6 +20,7 @@ fn instance(name: &str) -> (Node, tempfile::TempDir) {
         name: name.into(),
         author: None,
         protection: Protection::Plain,
+        publish_profile: true,
     };
     let (node, _) = Node::init(location, KeySession::new(NoPassphrase), &request).unwrap();
     (node, dir)
@@ -101,13 +102,23 @@ fn an_unknown_instance_is_held_from_one_read_then_approved() {
         ended.load(std::sync::atomic::Ordering::SeqCst),
         "read to its end once"
     );
-    assert_eq!(held.held.events, 2);
+    assert_eq!(held.held.events, 3, "school's profile and two posts");
     assert!(held.new);
-    assert_eq!(ship.stats().unwrap().events, 0, "nothing applied");
+    assert_eq!(
+        ship.stats().unwrap().events,
+        1,
+        "nothing applied (ship's own profile only)"
+    );
     assert_eq!(ship.pending().unwrap().len(), 1);
 
     let report = ship.approve(&held.held.id, &mut |_| {}).unwrap();
-    assert_eq!(report.new, 2);
+    assert_eq!(report.new, 3);
+    // Names come from profiles: school's author is known by name now.
+    let school_author = school.whoami().unwrap().authors[0].public_key;
+    assert_eq!(
+        ship.names().unwrap().of(&school_author),
+        format!("school ({})", school_author.fingerprint())
+    );
     assert!(ship.pending().unwrap().is_empty());
     let school_id = school.whoami().unwrap().instance_id;
     let peer = ship

@@ -73,6 +73,39 @@ fn newer_schema_is_refused() {
     );
 }
 
+/// A store from before schema 8 gets its profile view on open, filled from the log.
+#[test]
+fn schema_8_migration_fills_the_profile_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rhizome.db");
+    let key = SecretKey::from_seed(&[6; 32]);
+    let profile = sign(
+        &key,
+        Seq::FIRST,
+        None,
+        EventType::new("PROFILE").unwrap(),
+        Timestamp::new(1_001).unwrap(),
+        Payload::new(json!({"name": "Old"})).unwrap(),
+    )
+    .unwrap();
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.append(&[profile]).unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE v_profiles; PRAGMA user_version = 7;")
+            .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 8);
+    assert_eq!(
+        store.profile(&key.public_key()).unwrap().unwrap().name,
+        "Old"
+    );
+    assert!(store.check_views().is_ok_and(|c| c.ok()));
+}
+
 /// A store from before schema 6: the migration rebuilds the index of limited payloads from the
 /// stored payloads.
 #[test]
@@ -114,7 +147,7 @@ fn schema_6_migration_replays_the_limited_index() {
             "DROP TABLE limited; DROP TABLE local_hosts; DROP TABLE peer_hosts;
              ALTER TABLE peers DROP COLUMN age_recipient;
              ALTER TABLE quarantine DROP COLUMN blob; DROP TABLE blocked_instances;
-             PRAGMA user_version = 5;",
+             DROP TABLE v_profiles; PRAGMA user_version = 5;",
         )
         .unwrap();
     }

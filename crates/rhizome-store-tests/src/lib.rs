@@ -74,6 +74,7 @@ macro_rules! __with_cases {
             views_thread_depths,
             views_likers,
             views_starred_last_by_seq,
+            views_latest_profile_wins,
             views_circles,
             views_tags,
             views_skipped_reasons,

@@ -383,6 +383,19 @@ pub struct Circle {
     pub members: Vec<PublicKey>,
 }
 
+/// An author's latest profile (PROTOCOL 5, `PROFILE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    /// The author.
+    pub author: PublicKey,
+    /// Seq of the PROFILE event shown.
+    pub seq: u64,
+    /// The name the author goes by (not unique).
+    pub name: String,
+    /// A few words about the author.
+    pub about: Option<String>,
+}
+
 /// An event the views skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {

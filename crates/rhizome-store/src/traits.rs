@@ -13,7 +13,8 @@ use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, Seq, VerifiedEvent
 
 use crate::{
     BatchResult, Circle, Cursor, Direction, ForkRecord, Held, Identity, LocalAuthor, LogStats,
-    Outcome, Peer, RangePlan, Reply, Result, Skipped, TableDigest, TimelineItem, Trust, ViewCheck,
+    Outcome, Peer, Profile, RangePlan, Reply, Result, Skipped, TableDigest, TimelineItem, Trust,
+    ViewCheck,
 };
 
 /// The instance identity, local authors and their host declarations. A local author is
@@ -202,6 +203,8 @@ pub trait ViewStore {
     fn tags_of(&self, target: &Hash) -> Result<Vec<String>>;
     /// Events the views skipped, with reasons, by author then seq.
     fn skipped(&self) -> Result<Vec<Skipped>>;
+    /// `author`'s latest profile, whatever the author's block status (names only label keys).
+    fn profile(&self, author: &PublicKey) -> Result<Option<Profile>>;
     /// Drops and recomputes every view from the log. Returns the events replayed.
     fn rebuild_views(&mut self) -> Result<u64>;
     /// Recomputes the views aside and compares them with the live ones.

@@ -298,6 +298,60 @@ pub fn views_likers(fresh: Factory<'_>) {
     );
 }
 
+/// `profile`: the PROFILE with the highest seq per author decides, even when an earlier one's
+/// payload arrives after it (stored withheld, filled later); a PROFILE the schema refuses
+/// changes nothing and is skipped; a rebuild gives the same row; unknown authors have none.
+pub fn views_latest_profile_wins(fresh: Factory<'_>) {
+    let mut fx = fresh();
+    let s = fx.store.as_mut();
+    let k = key(4);
+    let author = k.public_key();
+    let first = signed(&k, 1, None, "PROFILE", 1_001, json!({"name": "Ana"}));
+    let second = signed(
+        &k,
+        2,
+        Some(first.hash),
+        "PROFILE",
+        1_002,
+        json!({"name": "Ana Lima", "about": "teacher"}),
+    );
+    let bad = signed(
+        &k,
+        3,
+        Some(second.hash),
+        "PROFILE",
+        1_003,
+        json!({"name": "\u{1b}]0;x\u{7}"}),
+    );
+    s.append(&[first.without_payload(), second.clone(), bad])
+        .must("append");
+    let shown = |s: &dyn Store| {
+        s.profile(&author)
+            .must("profile")
+            .map(|p| (p.seq, p.name, p.about))
+    };
+    let latest = Some((2, "Ana Lima".to_string(), Some("teacher".to_string())));
+    assert_eq!(shown(s), latest);
+    assert_eq!(
+        s.append(std::slice::from_ref(&first)).must("fill"),
+        vec![Outcome::Filled]
+    );
+    assert_eq!(
+        shown(s),
+        latest,
+        "a late earlier payload overrode the profile"
+    );
+    assert!(s.check_views().must("check").ok());
+    s.rebuild_views().must("rebuild");
+    assert_eq!(shown(s), latest);
+    assert!(s
+        .skipped()
+        .must("skipped")
+        .iter()
+        .any(|x| x.seq == 3 && x.reason == "schema"));
+    assert_eq!(s.profile(&key(5).public_key()).must("profile"), None);
+}
+
 /// `starred`: the STAR with the highest seq per (author, target) decides, even when an older
 /// STAR's payload arrives later (filled); most recent first; per author.
 pub fn views_starred_last_by_seq(fresh: Factory<'_>) {
@@ -597,7 +651,7 @@ struct Step {
 fn step() -> impl Strategy<Value = Step> {
     (
         0..AUTHORS,
-        0u8..11,
+        0u8..12,
         any::<usize>(),
         0u8..3,
         0..AUTHORS,
@@ -654,6 +708,14 @@ fn script_events(script: &[Step]) -> Vec<(usize, VerifiedEvent)> {
                 "POST",
                 json!({"text": format!("reply {i}"), "reply_to": target}),
             ),
+            10 if s.flag => (
+                "PROFILE",
+                json!({"name": (["Ana", "Bo", "Ana"][s.name as usize]), "about": format!("profile {i}")}),
+            ),
+            10 => (
+                "PROFILE",
+                json!({"name": (["Ana", "Bo", "Cy"][s.name as usize])}),
+            ),
             _ => ("FUTURE_TYPE", json!({"n": i})),
         };
         let (seq, prev) = match heads[s.author] {
@@ -669,7 +731,7 @@ fn script_events(script: &[Step]) -> Vec<(usize, VerifiedEvent)> {
             1_000 + (i as u64 % 7),
             payload,
         );
-        if s.flag && s.action == 0 {
+        if s.flag && (s.action == 0 || (s.action == 10 && s.pick % 3 == 0)) {
             ev = ev.without_payload();
         }
         heads[s.author] = Some((seq, ev.hash));
