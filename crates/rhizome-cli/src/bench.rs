@@ -6,9 +6,9 @@ use rhizome_core::event::{sign, signing_message, EventType, Payload};
 use rhizome_core::keys::{self, PublicKey, Signature};
 use rhizome_core::sealed::{KdfParams, SealingKey};
 use rhizome_core::{SecretKey, Seq, Timestamp, VerifiedEvent};
-use rhizome_store::prelude::*;
+use rhizome_node::StoreLocation;
 use rhizome_store::Outcome;
-use rhizome_store_sqlite::SqliteStore;
+use rhizome_store::Store;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -111,10 +111,18 @@ pub fn produce(
     })
 }
 
+/// An empty store in `home`, of the embedded kind.
+fn scratch(home: &std::path::Path) -> Result<Box<dyn Store>> {
+    Ok(StoreLocation::Sqlite {
+        home: home.to_path_buf(),
+    }
+    .create()?)
+}
+
 /// A scratch store filled through the real append path (views included).
 struct Filled {
     _dir: tempfile::TempDir,
-    store: SqliteStore,
+    store: Box<dyn Store>,
     total: u64,
     signing: Duration,
     storing: Duration,
@@ -123,7 +131,7 @@ struct Filled {
 
 fn fill(events: u64, feeds: u64, batch: usize) -> Result<Filled> {
     let dir = tempfile::tempdir()?;
-    let mut store = SqliteStore::open(&dir.path().join("bench.db"))?;
+    let mut store = scratch(dir.path())?;
     let per_feed = (events / feeds).max(1);
     let mut storing = Duration::ZERO;
     let t0 = Instant::now();
@@ -296,7 +304,7 @@ fn bundle(
         dir.display()
     );
     std::fs::create_dir_all(dir.join("source"))?;
-    let mut store = SqliteStore::open(&dir.join("source").join(crate::home::DB_FILE))?;
+    let mut store = scratch(&dir.join("source"))?;
     let instance = SecretKey::from_seed(&[0x33; 32]);
     let author = SecretKey::from_seed(&[0x34; 32]);
     store.init(
@@ -339,7 +347,7 @@ fn bundle(
     };
 
     let write =
-        |store: &SqliteStore, path: &std::path::Path, base: Clock| -> Result<(Duration, u64)> {
+        |store: &dyn Store, path: &std::path::Path, base: Clock| -> Result<(Duration, u64)> {
             let t = Instant::now();
             let plan = rhizome_sync::plan_export(store, exporter.clone(), base, None, 0)?;
             rhizome_sync::write_file_atomically(path, |w| -> Result<_> {
@@ -354,7 +362,7 @@ fn bundle(
             Ok((t.elapsed(), plan.manifest.counts.events))
         };
     let full = dir.join("full.bundle");
-    let (export, _) = write(&store, &full, Clock::new())?;
+    let (export, _) = write(&*store, &full, Clock::new())?;
 
     // A peer that holds everything so far; then 100 new events in 100 feeds.
     let acked = store.clock()?;
@@ -364,7 +372,7 @@ fn bundle(
         .map(|w| w.next(1, 1_764_000_000_000))
         .collect();
     store.append(&fresh?.concat())?;
-    let (delta, delta_events) = write(&store, &dir.join("delta.bundle"), acked)?;
+    let (delta, delta_events) = write(&*store, &dir.join("delta.bundle"), acked)?;
     let size = std::fs::metadata(&full)?.len();
     if json {
         say!(

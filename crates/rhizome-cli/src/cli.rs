@@ -15,9 +15,12 @@ EXIT CODES:
   7  import: bundle truncated or its trailer invalid (valid events kept)
   8  import: bundle rejected whole (bad manifest, not a bundle; nothing stored)
   9  import: some events refused (the valid rest kept)
+ 10  store unavailable: database server unreachable, credentials refused, connection lost
+     (everything committed before stays; run the command again to continue)
 
 ENVIRONMENT:
   RHIZOME_HOME        instance directory (default: the platform data directory)
+  RHIZOME_STORE       store URL (postgres://USER@HOST:PORT/DB) instead of the home's SQLite file
   RHIZOME_PASSPHRASE  passphrase for sealed keys, for servers and scripts (else a prompt)
   RHIZOME_TRUST_ON_FIRST_USE=1  import first bundles of unknown instances without quarantine
 
@@ -33,6 +36,11 @@ pub struct Cli {
     /// Instance directory [env: RHIZOME_HOME] [default: platform data dir]
     #[arg(long, global = true, env = "RHIZOME_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
+
+    /// Store URL instead of the home's SQLite file: postgres://USER@HOST:PORT/DB for a hub
+    /// [env: RHIZOME_STORE]
+    #[arg(long, global = true, env = "RHIZOME_STORE", value_name = "URL")]
+    pub store: Option<String>,
 
     /// Machine-readable output: one JSON document, or JSON Lines for lists of events
     #[arg(long, global = true)]
@@ -140,6 +148,26 @@ pub enum Command {
     #[command(subcommand)]
     Circle(CircleCmd),
 
+    /// Publish the name you go by (and a few words about you): a signed PROFILE event
+    #[command(
+        after_help = "Your profile is public: it travels with your events to every instance that gets them,
+and they show its name beside a fingerprint of your key (names are not unique). The latest
+one you publish wins. `init` and `author add` publish one with the local author name.
+
+EXAMPLES:
+  rhizome profile --name \"Ana Lima\"
+  rhizome profile --name \"Ana Lima\" --about \"Teacher at the village school\"
+  rhizome --as bo profile --name Bo"
+    )]
+    Profile {
+        /// Your name: 1-64 characters, no control or invisible characters, no spaces at either end
+        #[arg(long)]
+        name: String,
+        /// A few words about you: 1-1000 characters
+        #[arg(long)]
+        about: Option<String>,
+    },
+
     /// Append an event of any type with a JSON payload (checked against its schema if known)
     #[command(after_help = "EXAMPLES:
   rhizome append --type POST --payload '{\"text\":\"hi\",\"lang\":\"en\"}'
@@ -243,7 +271,8 @@ EXAMPLES:
 
     /// Import data from an older app (JSON Lines of plain records) as signed events
     #[command(
-        after_help = "Each line is one record; targets must name records earlier in the file:
+        after_help = "Each line is one record; targets must name records earlier in the file. A user becomes a
+local author and a PROFILE event with its name:
   {\"kind\":\"user\",\"id\":\"u1\",\"name\":\"alice\"}
   {\"kind\":\"post\",\"id\":\"p1\",\"user\":\"u1\",\"text\":\"Hello\",\"at\":1700000000000}
   {\"kind\":\"comment\",\"id\":\"c1\",\"user\":\"u2\",\"target\":\"p1\",\"text\":\"Nice\"}
@@ -520,6 +549,10 @@ pub struct InitArgs {
     /// Store private keys unencrypted (no passphrase). `whoami` says so.
     #[arg(long)]
     pub no_passphrase: bool,
+    /// Publish no profile for the first author (by default a PROFILE event makes its name
+    /// public to every instance that gets its events; `rhizome profile` publishes one later)
+    #[arg(long)]
+    pub no_profile: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -529,6 +562,10 @@ pub enum AuthorCmd {
     Add {
         /// Local name, unique on this instance
         name: String,
+        /// Publish no profile (by default a PROFILE event makes the name public to every
+        /// instance that gets this author's events; `rhizome profile` publishes one later)
+        #[arg(long)]
+        no_profile: bool,
     },
     /// List local authors
     #[command(after_help = "EXAMPLES:\n  rhizome author list --json")]

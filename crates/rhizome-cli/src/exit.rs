@@ -1,6 +1,6 @@
 //! Exit codes, and the error type that carries one to `main`.
 
-use rhizome_store::StoreError;
+use rhizome_node::{NodeError, StoreError};
 
 // 2 is clap's own code for bad arguments.
 /// Malformed JSON, schema violation, unknown target, bad key or hash.
@@ -17,6 +17,9 @@ pub const TRUNCATED: u8 = 7;
 pub const REJECTED: u8 = 8;
 /// Some events of a bundle refused, the rest kept.
 pub const PARTIAL: u8 = 9;
+/// The database server cannot be reached, refused the credentials, or dropped the connection
+/// (every transaction committed before stays; a rerun continues).
+pub const UNAVAILABLE: u8 = 10;
 
 /// An error with the exit code it deserves.
 #[derive(Debug, thiserror::Error)]
@@ -37,22 +40,40 @@ pub fn fail(code: u8, message: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-/// The exit code for an error: the first `Fail` or `StoreError` in its chain decides.
+/// The exit code of a store error.
+fn store_code(s: &StoreError) -> u8 {
+    match s {
+        StoreError::Corrupt { .. }
+        | StoreError::NewerSchema { .. }
+        | StoreError::ReadOnly { .. }
+        | StoreError::NotInitialized
+        | StoreError::AlreadyInitialized => HOME,
+        StoreError::AuthorExists(_) | StoreError::UnknownAuthor(_) => INVALID_INPUT,
+        StoreError::Unavailable { .. } => UNAVAILABLE,
+        _ => 1,
+    }
+}
+
+/// The exit code for an error: the first `Fail`, `NodeError` or `StoreError` in its chain
+/// decides.
 pub fn code_of(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(f) = cause.downcast_ref::<Fail>() {
             return f.code;
         }
-        if let Some(s) = cause.downcast_ref::<StoreError>() {
-            return match s {
-                StoreError::Corrupt { .. }
-                | StoreError::NewerSchema { .. }
-                | StoreError::ReadOnly { .. }
-                | StoreError::NotInitialized
-                | StoreError::AlreadyInitialized => HOME,
-                StoreError::AuthorExists(_) | StoreError::UnknownAuthor(_) => INVALID_INPUT,
+        if let Some(n) = cause.downcast_ref::<NodeError>() {
+            return match n {
+                NodeError::Invalid(_) => INVALID_INPUT,
+                NodeError::Passphrase(_) => PASSPHRASE,
+                NodeError::Home(_) => HOME,
+                NodeError::Rejected(_) => REJECTED,
+                NodeError::VerifyFailed(_) => VERIFY_FAILED,
+                NodeError::Store(s) => store_code(s),
                 _ => 1,
             };
+        }
+        if let Some(s) = cause.downcast_ref::<StoreError>() {
+            return store_code(s);
         }
     }
     1

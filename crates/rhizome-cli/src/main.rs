@@ -27,14 +27,9 @@ use clap::Parser;
 use std::process::ExitCode;
 
 use cli::{AuthorCmd, BundleCmd, Cli, Command, ViewsCmd};
-use rhizome_store::Trust;
+use sneaker::TrustChange;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use rhizome_node::now_ms;
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
@@ -43,36 +38,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { dir } => return demo::run(dir.as_deref()),
         Command::Bundle(BundleCmd::Inspect { file }) => {
             // A home is needed only to decrypt; a plain bundle is inspected without one.
-            let home = home::resolve(cli.home.as_deref()).ok();
-            return sneaker::inspect(home.as_deref(), file, json);
+            let location = home::resolve(cli.home.as_deref())
+                .and_then(|h| home::location(&h, cli.store.as_deref()))
+                .ok();
+            return sneaker::inspect(location.as_ref(), file, json);
         }
         _ => {}
     }
-    let home = home::resolve(cli.home.as_deref())?;
+    let home_dir = home::resolve(cli.home.as_deref())?;
+    let at = &home::location(&home_dir, cli.store.as_deref())?;
+    let as_author = cli.as_author.as_deref();
     match &cli.command {
-        Command::Init(a) => {
-            identity::init(&home, &a.name, a.author.as_deref(), a.no_passphrase, json)
+        Command::Init(a) => identity::init(&home_dir, at, a, json),
+        Command::Author(AuthorCmd::Add { name, no_profile }) => {
+            identity::author_add(at, name, !no_profile, json)
         }
-        Command::Author(AuthorCmd::Add { name }) => identity::author_add(&home, name, json),
-        Command::Author(AuthorCmd::List) => identity::author_list(&home, json),
-        Command::Whoami => identity::whoami(&home, json),
-        Command::Log { author } => read::log(&home, author.as_deref(), json),
-        Command::Verify => read::verify(&home, json),
-        Command::Follow { author } => show::follow(&home, author, true, json),
-        Command::Unfollow { author } => show::follow(&home, author, false, json),
+        Command::Author(AuthorCmd::List) => identity::author_list(at, json),
+        Command::Whoami => identity::whoami(&home_dir, at, json),
+        Command::Log { author } => read::log(at, author.as_deref(), json),
+        Command::Verify => read::verify(at, json),
+        Command::Follow { author } => show::follow(at, author, true, json),
+        Command::Unfollow { author } => show::follow(at, author, false, json),
         Command::Feed {
             author,
             limit,
             before,
-        } => show::feed(&home, author.as_deref(), *limit, before.as_deref(), json),
-        Command::Thread { hash } => show::thread(&home, hash, json),
-        Command::Starred => show::starred(&home, cli.as_author.as_deref(), json),
-        Command::Circles => show::circles(&home, cli.as_author.as_deref(), json),
-        Command::Tags { tag } => show::tags(&home, tag.as_deref(), json),
-        Command::Status => show::status(&home, json),
-        Command::Views(ViewsCmd::Rebuild) => show::rebuild(&home, json),
-        Command::Views(ViewsCmd::Check) => show::check(&home, json),
-        Command::Migrate { from, skip_bad } => migrate::run(&home, from, *skip_bad, json),
+        } => show::feed(at, author.as_deref(), *limit, before.as_deref(), json),
+        Command::Thread { hash } => show::thread(at, hash, json),
+        Command::Starred => show::starred(at, as_author, json),
+        Command::Circles => show::circles(at, as_author, json),
+        Command::Tags { tag } => show::tags(at, tag.as_deref(), json),
+        Command::Status => show::status(at, json),
+        Command::Views(ViewsCmd::Rebuild) => show::rebuild(at, json),
+        Command::Views(ViewsCmd::Check) => show::check(at, json),
+        Command::Migrate { from, skip_bad } => migrate::run(at, from, *skip_bad, json),
         Command::Export {
             to,
             for_peer,
@@ -82,7 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             encrypt_to,
             ..
         } => sneaker::export(
-            &home,
+            at,
             to,
             sneaker::ExportArgs {
                 for_peer: for_peer.as_deref(),
@@ -93,29 +92,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
             json,
         ),
-        Command::Import { file } => sneaker::import(&home, file, json),
-        Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(Some(&home), file, json),
-        Command::Peers => sneaker::peers(&home, json),
-        Command::Forks => sneaker::forks(&home, json),
-        Command::Pending => sneaker::pending(&home, json),
-        Command::Approve { id } => sneaker::approve(&home, id, json),
-        Command::Reject { id } => sneaker::reject(&home, id, json),
+        Command::Import { file } => sneaker::import(at, file, json),
+        Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(Some(at), file, json),
+        Command::Peers => sneaker::peers(at, json),
+        Command::Forks => sneaker::forks(at, json),
+        Command::Pending => sneaker::pending(at, json),
+        Command::Approve { id } => sneaker::approve(at, id, json),
+        Command::Reject { id } => sneaker::reject(at, id, json),
         Command::Trust { instance_id } => {
-            sneaker::set_trust(&home, instance_id, Trust::Trusted, json)
+            sneaker::set_trust(at, instance_id, TrustChange::Trust, json)
         }
         Command::Block { instance_id } => {
-            sneaker::set_trust(&home, instance_id, Trust::Blocked, json)
+            sneaker::set_trust(at, instance_id, TrustChange::Block, json)
         }
         Command::Unblock { instance_id } => {
-            sneaker::set_trust(&home, instance_id, Trust::Unknown, json)
+            sneaker::set_trust(at, instance_id, TrustChange::Unblock, json)
         }
         Command::BlockAuthor { author, purge } => {
-            sneaker::block_author(&home, author, true, *purge, json)
+            sneaker::block_author(at, author, true, *purge, json)
         }
-        Command::UnblockAuthor { author } => {
-            sneaker::block_author(&home, author, false, false, json)
-        }
-        cmd => write::run(&home, cli.as_author.as_deref(), cmd, json),
+        Command::UnblockAuthor { author } => sneaker::block_author(at, author, false, false, json),
+        cmd => write::run(at, as_author, cmd, json),
     }
 }
 

@@ -1,37 +1,25 @@
 //! `log` and `verify`: reading the log back, and checking all of it again.
 
 use anyhow::Result;
-use rhizome_core::event::verify_batch;
-use rhizome_core::{Event, Hash, PublicKey};
-use rhizome_store::prelude::*;
-use rhizome_store_sqlite::SqliteStore;
+use rhizome_core::Event;
+use rhizome_node::StoreLocation;
 use serde_json::json;
-use std::collections::HashMap;
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::Path;
 
-use crate::exit::{fail, INVALID_INPUT, VERIFY_FAILED};
+use crate::exit::{fail, VERIFY_FAILED};
 use crate::home;
-
-/// A feed named by a local author name or a public key.
-pub fn resolve_feed(store: &SqliteStore, text: &str) -> Result<PublicKey> {
-    if let Some(a) = store.authors()?.into_iter().find(|a| a.name == text) {
-        return Ok(a.public_key);
-    }
-    text.parse::<PublicKey>().map_err(|e| {
-        fail(
-            INVALID_INPUT,
-            format!("author {text:?} is neither a local author nor a valid public key: {e}"),
-        )
-    })
-}
 
 fn summary(ev: &Event) -> String {
     let Some(p) = &ev.payload else {
         return "(payload withheld)".into();
     };
     let v = p.value();
+    if ev.header.kind.as_str() == "PROFILE" {
+        if let Some(name) = v.get("name").and_then(|x| x.as_str()) {
+            return rhizome_node::read::label(Some(name), &ev.header.author);
+        }
+    }
     let text = ["text", "comment", "tag", "circle"]
         .iter()
         .find_map(|f| v.get(*f).and_then(|x| x.as_str()))
@@ -49,27 +37,19 @@ fn summary(ev: &Event) -> String {
 }
 
 /// `rhizome log`.
-pub fn log(home_dir: &Path, author: Option<&str>, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let feed = author.map(|a| resolve_feed(&store, a)).transpose()?;
-    let names: HashMap<PublicKey, String> = store
-        .authors()?
-        .into_iter()
-        .map(|a| (a.public_key, a.name))
-        .collect();
+pub fn log(location: &StoreLocation, author: Option<&str>, json: bool) -> Result<()> {
+    let node = home::open_for_reading(location)?;
+    let names = node.names()?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let mut result = Ok(());
-    store.for_each_event(feed.as_ref(), &mut |item| {
+    node.log(author, &mut |item| {
         let written = match item {
             Ok(ev) if json => out
                 .write_all(&ev.to_line())
                 .and_then(|_| out.write_all(b"\n")),
             Ok(ev) => {
-                let who = names
-                    .get(&ev.header.author)
-                    .cloned()
-                    .unwrap_or_else(|| ev.header.author.fingerprint());
+                let who = names.of(&ev.header.author);
                 writeln!(
                     out,
                     "{:<12} {:>5}  {}  {:<13} {}",
@@ -98,128 +78,25 @@ pub fn log(home_dir: &Path, author: Option<&str>, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// One problem found by `verify`.
-struct Failure {
-    location: String,
-    error: String,
-}
-
-/// Walks one feed's events in seq order and checks the chain links.
-#[derive(Default)]
-struct ChainCheck {
-    feed: Option<PublicKey>,
-    last_seq: u64,
-    last_hash: Option<Hash>,
-}
-
-impl ChainCheck {
-    fn next(&mut self, ev: &Event) -> Option<String> {
-        let h = &ev.header;
-        if self.feed != Some(h.author) {
-            *self = ChainCheck {
-                feed: Some(h.author),
-                ..Default::default()
-            };
-        }
-        let expected = self.last_seq + 1;
-        let problem = if h.seq.get() != expected {
-            Some(format!(
-                "seq {} follows seq {} (gap or repeat)",
-                h.seq, self.last_seq
-            ))
-        } else if h.prev != self.last_hash {
-            Some(format!(
-                "prev is {} but the event before it has hash {}",
-                h.prev.map_or("null".into(), |p| p.to_hex()),
-                self.last_hash.map_or("null".into(), |p| p.to_hex())
-            ))
-        } else {
-            None
-        };
-        self.last_seq = h.seq.get();
-        self.last_hash = Some(ev.hash);
-        problem
-    }
-}
-
 /// `rhizome verify`.
-pub fn verify(home_dir: &Path, json: bool) -> Result<()> {
-    const BATCH: usize = 1024;
-    let store = home::open_for_reading(home_dir)?;
-    let total = store.stats()?;
-    let bar = crate::progress::bar(total.events, "verifying");
-    let mut failures: Vec<Failure> = Vec::new();
-    let mut chain = ChainCheck::default();
-    let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
-    let mut checked = 0u64;
-    let mut ends: HashMap<PublicKey, u64> = HashMap::new();
-
-    let flush = |batch: &mut Vec<Event>, failures: &mut Vec<Failure>| {
-        let n = batch.len() as u64;
-        for r in verify_batch(std::mem::take(batch)) {
-            if let Err(r) = r {
-                failures.push(Failure {
-                    location: format!("{} seq {}", r.event.header.author, r.event.header.seq),
-                    error: r.error.to_string(),
-                });
-            }
-        }
-        bar.inc(n);
-        n
-    };
-    store.for_each_event(None, &mut |item| {
-        match item {
-            Ok(ev) => {
-                ends.insert(ev.header.author, ev.header.seq.get());
-                if let Some(problem) = chain.next(&ev) {
-                    failures.push(Failure {
-                        location: format!("{} seq {}", ev.header.author, ev.header.seq),
-                        error: problem,
-                    });
-                }
-                batch.push(ev);
-                if batch.len() == BATCH {
-                    checked += flush(&mut batch, &mut failures);
-                }
-            }
-            Err(e) => failures.push(Failure {
-                location: "store".into(),
-                error: e.to_string(),
-            }),
-        }
-        ControlFlow::Continue(())
-    })?;
-    checked += flush(&mut batch, &mut failures);
+pub fn verify(location: &StoreLocation, json: bool) -> Result<()> {
+    let node = home::open_for_reading(location)?;
+    let bar = crate::progress::bar(node.stats()?.events, "verifying");
+    let report = node.verify(&mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
-
-    // Heads recorded per feed must match the log itself.
-    let clock = store.clock()?;
-    for (feed, seq) in clock.iter() {
-        let actual = ends.get(feed).copied().unwrap_or(0);
-        if actual != seq.get() {
-            failures.push(Failure {
-                location: format!("{feed}"),
-                error: format!("recorded head seq {seq} but the log ends at seq {actual}"),
-            });
-        }
-    }
-
+    let (checked, failures) = (report.events_checked, &report.failures);
     if json {
-        let list: Vec<_> = failures
-            .iter()
-            .map(|f| json!({"location": f.location, "error": f.error}))
-            .collect();
         say!(
             "{}",
-            json!({"ok": failures.is_empty(), "events_checked": checked, "feeds": clock.len(), "failures": list})
+            json!({"ok": failures.is_empty(), "events_checked": checked, "feeds": report.feeds, "failures": failures})
         );
     } else if failures.is_empty() {
         say!(
             "ok: {checked} events in {} feeds verified (hashes, payloads, signatures, chains)",
-            clock.len()
+            report.feeds
         );
     } else {
-        for f in &failures {
+        for f in failures {
             eprintln!("FAIL {}: {}", f.location, f.error);
         }
     }

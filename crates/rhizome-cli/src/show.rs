@@ -2,40 +2,14 @@
 //! `views rebuild|check`.
 
 use anyhow::Result;
-use rhizome_core::{Hash, PublicKey};
-use rhizome_store::prelude::*;
-use rhizome_store::Cursor;
-use rhizome_store_sqlite::SqliteStore;
+use rhizome_core::Hash;
+use rhizome_node::read::{Names, Shown};
+use rhizome_node::StoreLocation;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::path::Path;
-use std::time::Instant;
 
-use crate::exit::{fail, INVALID_INPUT, VERIFY_FAILED};
+use crate::exit::{fail, VERIFY_FAILED};
 use crate::home;
-use crate::read::resolve_feed;
-use crate::write::resolve_target;
-
-/// Local names for keys, to show people rather than hex.
-struct Names(HashMap<PublicKey, String>);
-
-impl Names {
-    fn load(store: &SqliteStore) -> Result<Self> {
-        Ok(Self(
-            store
-                .authors()?
-                .into_iter()
-                .map(|a| (a.public_key, a.name))
-                .collect(),
-        ))
-    }
-    fn of(&self, k: &PublicKey) -> String {
-        self.0.get(k).cloned().unwrap_or_else(|| k.fingerprint())
-    }
-    fn local(&self, k: &PublicKey) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
-    }
-}
 
 /// `YYYY-MM-DD HH:MM` (UTC) for a millisecond timestamp.
 fn when(ms: u64) -> String {
@@ -58,97 +32,68 @@ fn when(ms: u64) -> String {
     )
 }
 
-/// The text an event shows: its `text` or `comment` field, if its payload is here.
-fn text_of(store: &SqliteStore, hash: &Hash) -> Result<Option<String>> {
-    Ok(store.get(hash)?.and_then(|e| {
-        let v = e.payload?.value().clone();
-        ["text", "comment"]
-            .iter()
-            .find_map(|f| v.get(*f).and_then(Value::as_str).map(str::to_string))
-    }))
-}
-
 /// The text of an event for people: marked when only a circle may read it (PROTOCOL 9.1).
-fn shown_text(store: &SqliteStore, hash: &Hash) -> Result<String> {
-    let Some(e) = store.get(hash)? else {
-        return Ok(String::new());
-    };
-    let Some(v) = e.payload.as_ref().map(|p| p.value()) else {
-        return Ok("(payload withheld)".into());
-    };
-    let text = ["text", "comment"]
-        .iter()
-        .find_map(|f| v.get(*f).and_then(Value::as_str))
-        .unwrap_or_default();
-    Ok(
-        match v.pointer("/audience/circle").and_then(Value::as_str) {
-            Some(circle) => format!("[circle {circle}] {text}"),
-            None => text.to_string(),
-        },
-    )
+fn shown_text(s: &Shown) -> String {
+    if s.withheld {
+        return "(payload withheld)".into();
+    }
+    let text = s.text.as_deref().unwrap_or_default();
+    match &s.circle {
+        Some(circle) => format!("[circle {circle}] {text}"),
+        None => text.to_string(),
+    }
 }
 
 /// `rhizome feed`.
 pub fn feed(
-    home_dir: &Path,
+    location: &StoreLocation,
     author: Option<&str>,
     limit: u32,
     before: Option<&str>,
     json: bool,
 ) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let author = author.map(|a| resolve_feed(&store, a)).transpose()?;
-    let cursor = before
-        .map(|c| c.parse::<Cursor>().map_err(|e| fail(INVALID_INPUT, e)))
-        .transpose()?;
-    let items = store.timeline(author.as_ref(), cursor, limit as usize)?;
-    let next = (items.len() == limit as usize)
-        .then(|| {
-            items.last().map(|i| {
-                Cursor {
-                    ts: i.ts,
-                    hash: i.hash,
-                }
-                .to_string()
-            })
-        })
-        .flatten();
-    let names = Names::load(&store)?;
+    let node = home::open_for_reading(location)?;
+    let page = node.feed(author, before, limit as usize)?;
+    let names = node.names()?;
+    let next = page.next.map(|c| c.to_string());
     if json {
-        let list = items
+        let list = page
+            .items
             .iter()
             .map(|i| {
                 let mut v = serde_json::to_value(i)?;
-                v["text"] = json!(text_of(&store, &i.hash)?);
-                v["author_name"] = json!(names.local(&i.author));
-                v["cursor"] = json!(Cursor {
-                    ts: i.ts,
-                    hash: i.hash
-                }
-                .to_string());
+                v["text"] = json!(i.shown.text);
+                v["author_name"] = json!(names.local(&i.item.author));
+                v["name"] = json!(names.name(&i.item.author));
+                v["cursor"] = json!(i.cursor.to_string());
                 Ok(v)
             })
             .collect::<Result<Vec<_>>>()?;
         say!("{}", json!({"items": list, "next": next}));
         return Ok(());
     }
-    if items.is_empty() {
+    if page.items.is_empty() {
         say!("(nothing here yet: post something, or follow authors and import their events)");
     }
-    for i in &items {
-        let text = shown_text(&store, &i.hash)?;
-        let what = match (&i.kind[..], i.target) {
+    for i in &page.items {
+        let text = shown_text(&i.shown);
+        let what = match (&i.item.kind[..], i.item.target) {
             ("RESHARE", Some(t)) => format!("reshared {}: {text}", &t.to_hex()[..12]),
             _ => text,
         };
         say!(
             "{}  {:<14} {}  {what}",
-            when(i.ts),
-            names.of(&i.author),
-            &i.hash.to_hex()[..12]
+            when(i.item.ts),
+            names.of(&i.item.author),
+            &i.item.hash.to_hex()[..12]
         );
-        if i.likes + i.replies > 0 {
-            say!("{:>32} {} like(s), {} repl(ies)", "", i.likes, i.replies);
+        if i.item.likes + i.item.replies > 0 {
+            say!(
+                "{:>32} {} like(s), {} repl(ies)",
+                "",
+                i.item.likes,
+                i.item.replies
+            );
         }
     }
     if let Some(n) = next {
@@ -158,60 +103,58 @@ pub fn feed(
 }
 
 /// `rhizome thread`.
-pub fn thread(home_dir: &Path, hash: &str, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let root = resolve_target(&store, hash)?;
-    let names = Names::load(&store)?;
-    let replies = store.thread(&root)?;
-    let root_ev = store
-        .get(&root)?
-        .ok_or_else(|| fail(INVALID_INPUT, format!("unknown event {root}")))?;
+pub fn thread(location: &StoreLocation, hash: &str, json: bool) -> Result<()> {
+    let node = home::open_for_reading(location)?;
+    let t = node.thread(hash)?;
+    let names = node.names()?;
+    let root = &t.root;
     if json {
-        let list = replies
+        let list = t
+            .replies
             .iter()
-            .map(|r| {
+            .map(|(r, shown)| {
                 let mut v = serde_json::to_value(r)?;
-                v["text"] = json!(text_of(&store, &r.hash)?);
+                v["text"] = json!(shown.text);
+                v["name"] = json!(names.name(&r.author));
                 Ok(v)
             })
             .collect::<Result<Vec<_>>>()?;
         say!(
             "{}",
-            json!({"root": {"hash": root, "author": root_ev.header.author, "type": root_ev.header.kind.as_str(),
-                            "timestamp": root_ev.header.timestamp, "text": text_of(&store, &root)?,
-                            "likes": store.likers(&root)?, "tags": store.tags_of(&root)?},
+            json!({"root": {"hash": root.hash, "author": root.header.author, "name": names.name(&root.header.author), "type": root.header.kind.as_str(),
+                            "timestamp": root.header.timestamp, "text": t.shown.text,
+                            "likes": t.likers, "tags": t.tags},
                    "replies": list})
         );
         return Ok(());
     }
-    let text = shown_text(&store, &root)?;
     say!(
-        "{}  {}  {}  {text}",
-        when(root_ev.header.timestamp.get()),
-        names.of(&root_ev.header.author),
-        &root.to_hex()[..12]
+        "{}  {}  {}  {}",
+        when(root.header.timestamp.get()),
+        names.of(&root.header.author),
+        &root.hash.to_hex()[..12],
+        shown_text(&t.shown)
     );
-    let likers = store.likers(&root)?;
-    if !likers.is_empty() {
-        let who: Vec<String> = likers.iter().map(|k| names.of(k)).collect();
+    if !t.likers.is_empty() {
+        let who: Vec<String> = t.likers.iter().map(|k| names.of(k)).collect();
         say!("  liked by {}", who.join(", "));
     }
     // Print depth-first: children of each node in time order.
-    let mut children: HashMap<Hash, Vec<&rhizome_store::Reply>> = HashMap::new();
-    for r in &replies {
-        children.entry(r.target).or_default().push(r);
+    let mut children: HashMap<Hash, Vec<&(rhizome_node::Reply, Shown)>> = HashMap::new();
+    for r in &t.replies {
+        children.entry(r.0.target).or_default().push(r);
     }
-    let mut stack: Vec<(&rhizome_store::Reply, usize)> = children
-        .get(&root)
+    let mut stack: Vec<(&(rhizome_node::Reply, Shown), usize)> = children
+        .get(&root.hash)
         .map(|c| c.iter().rev().map(|r| (*r, 1)).collect())
         .unwrap_or_default();
-    while let Some((r, depth)) = stack.pop() {
-        let text = shown_text(&store, &r.hash)?;
+    while let Some(((r, shown), depth)) = stack.pop() {
         say!(
-            "{}└ {}  {}  {text}",
+            "{}└ {}  {}  {}",
             "  ".repeat(depth),
             names.of(&r.author),
-            &r.hash.to_hex()[..12]
+            &r.hash.to_hex()[..12],
+            shown_text(shown)
         );
         if let Some(c) = children.get(&r.hash) {
             stack.extend(c.iter().rev().map(|x| (*x, depth + 1)));
@@ -223,51 +166,44 @@ pub fn thread(home_dir: &Path, hash: &str, json: bool) -> Result<()> {
 /// Prints events by hash with their texts: human lines, or a JSON document with `key: [...]`
 /// beside the `extra` members.
 fn print_events(
-    store: &SqliteStore,
-    hashes: &[Hash],
+    names: &Names<'_>,
+    items: &[(Hash, Shown)],
     json: bool,
     key: &str,
     mut extra: serde_json::Map<String, Value>,
 ) -> Result<()> {
-    let items = hashes
-        .iter()
-        .map(|h| Ok((h, text_of(store, h)?)))
-        .collect::<Result<Vec<_>>>()?;
     if json {
         let v: Vec<_> = items
             .iter()
-            .map(|(h, t)| json!({"hash": h, "text": t}))
+            .map(|(h, s)| json!({"hash": h, "text": s.text}))
             .collect();
         extra.insert(key.to_string(), json!(v));
         say!("{}", Value::Object(extra));
     } else {
-        for (h, t) in &items {
-            say!(
-                "{}  {}",
-                &h.to_hex()[..12],
-                t.as_deref().unwrap_or("(not here yet)")
-            );
+        for (h, s) in items {
+            match &s.author {
+                Some(a) => say!("{}  {}  {}", &h.to_hex()[..12], names.of(a), shown_text(s)),
+                None => say!("{}  (not here yet)", &h.to_hex()[..12]),
+            }
         }
     }
     Ok(())
 }
 
 /// `rhizome starred`.
-pub fn starred(home_dir: &Path, as_author: Option<&str>, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let author = store.author(as_author)?;
-    let list = store.starred(&author.public_key)?;
+pub fn starred(location: &StoreLocation, as_author: Option<&str>, json: bool) -> Result<()> {
+    let node = home::open_for_reading(location)?;
+    let (author, list) = node.starred(as_author)?;
     let mut extra = serde_json::Map::new();
     extra.insert("author".into(), json!(author.name));
-    print_events(&store, &list, json, "starred", extra)
+    print_events(&node.names()?, &list, json, "starred", extra)
 }
 
 /// `rhizome circles`.
-pub fn circles(home_dir: &Path, as_author: Option<&str>, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let author = store.author(as_author)?;
-    let names = Names::load(&store)?;
-    let circles = store.circles(&author.public_key)?;
+pub fn circles(location: &StoreLocation, as_author: Option<&str>, json: bool) -> Result<()> {
+    let node = home::open_for_reading(location)?;
+    let (author, circles) = node.circles(as_author)?;
+    let names = node.names()?;
     if json {
         say!("{}", json!({"owner": author.name, "circles": circles}));
     } else {
@@ -280,11 +216,11 @@ pub fn circles(home_dir: &Path, as_author: Option<&str>, json: bool) -> Result<(
 }
 
 /// `rhizome tags`.
-pub fn tags(home_dir: &Path, tag: Option<&str>, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
+pub fn tags(location: &StoreLocation, tag: Option<&str>, json: bool) -> Result<()> {
+    let node = home::open_for_reading(location)?;
     match tag {
         None => {
-            let counts = store.tag_counts()?;
+            let counts = node.tag_counts()?;
             if json {
                 let v: Vec<_> = counts
                     .iter()
@@ -298,63 +234,63 @@ pub fn tags(home_dir: &Path, tag: Option<&str>, json: bool) -> Result<()> {
             }
         }
         Some(tag) => {
-            let events = store.tagged(tag)?;
+            let events = node.tagged(tag)?;
             let mut extra = serde_json::Map::new();
             extra.insert("tag".into(), json!(tag));
-            print_events(&store, &events, json, "events", extra)?;
+            print_events(&node.names()?, &events, json, "events", extra)?;
         }
     }
     Ok(())
 }
 
 /// `rhizome status`.
-pub fn status(home_dir: &Path, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let names = Names::load(&store)?;
-    let types = store.type_counts()?;
-    let clock = store.clock()?;
-    let skipped = store.skipped()?;
-    let stats = store.stats()?;
-    let size = store.size_on_disk();
-    let version = store.schema_version()?;
-    let follows = store.follows()?.len();
+pub fn status(location: &StoreLocation, json: bool) -> Result<()> {
+    let node = home::open_for_reading(location)?;
+    let names = node.names()?;
+    let st = node.status()?;
     if json {
-        let per_type: serde_json::Map<String, Value> =
-            types.iter().map(|(t, n)| (t.clone(), json!(n))).collect();
-        let per_author: Vec<_> = clock
+        let per_type: serde_json::Map<String, Value> = st
+            .per_type
+            .iter()
+            .map(|(t, n)| (t.clone(), json!(n)))
+            .collect();
+        let per_author: Vec<_> = st
+            .per_author
             .iter()
             .map(|(k, s)| json!({"author": k, "name": names.local(k), "events": s}))
             .collect();
         say!(
             "{}",
-            json!({"events": stats.events, "feeds": stats.feeds, "follows": follows, "per_type": per_type,
-                   "per_author": per_author, "skipped": skipped, "store_bytes": size,
-                   "schema_version": version, "views": store.view_digests()?})
+            json!({"events": st.events, "feeds": st.feeds, "follows": st.follows, "per_type": per_type,
+                   "per_author": per_author, "skipped": st.skipped, "store_bytes": st.store_bytes,
+                   "schema_version": st.schema_version, "views": st.views})
         );
         return Ok(());
     }
     say!(
-        "events         {} in {} feeds ({follows} followed)",
-        stats.events,
-        stats.feeds
+        "events         {} in {} feeds ({} followed)",
+        st.events,
+        st.feeds,
+        st.follows
     );
-    match size {
+    match st.store_bytes {
         Some(size) => say!(
-            "store          {:.1} MiB, schema version {version}",
-            size as f64 / 1_048_576.0
+            "store          {:.1} MiB, schema version {}",
+            size as f64 / 1_048_576.0,
+            st.schema_version
         ),
-        None => say!("store          schema version {version}"),
+        None => say!("store          schema version {}", st.schema_version),
     }
     say!("per type");
-    for (t, n) in &types {
+    for (t, n) in &st.per_type {
         say!("  {t:<16} {n}");
     }
     say!("per author");
-    for (k, s) in clock.iter() {
+    for (k, s) in &st.per_author {
         say!("  {:<16} {s}", names.of(k));
     }
-    say!("skipped by views {}", skipped.len());
-    for s in &skipped {
+    say!("skipped by views {}", st.skipped.len());
+    for s in &st.skipped {
         say!(
             "  {} seq {} {} ({}): {}",
             names.of(&s.author),
@@ -368,14 +304,8 @@ pub fn status(home_dir: &Path, json: bool) -> Result<()> {
 }
 
 /// `rhizome follow` / `unfollow`.
-pub fn follow(home_dir: &Path, author: &str, on: bool, json: bool) -> Result<()> {
-    let mut store = home::open(home_dir)?;
-    let key = resolve_feed(&store, author)?;
-    let changed = if on {
-        store.follow(&key)?
-    } else {
-        store.unfollow(&key)?
-    };
+pub fn follow(location: &StoreLocation, author: &str, on: bool, json: bool) -> Result<()> {
+    let (key, changed) = home::open(location)?.follow(author, on)?;
     if json {
         say!(
             "{}",
@@ -390,16 +320,10 @@ pub fn follow(home_dir: &Path, author: &str, on: bool, json: bool) -> Result<()>
 }
 
 /// `rhizome views rebuild`.
-pub fn rebuild(home_dir: &Path, json: bool) -> Result<()> {
-    let mut store = home::open(home_dir)?;
-    let t = Instant::now();
-    let n = store.rebuild_views()?;
-    let secs = t.elapsed().as_secs_f64();
+pub fn rebuild(location: &StoreLocation, json: bool) -> Result<()> {
+    let (n, secs, views) = home::open(location)?.rebuild_views()?;
     if json {
-        say!(
-            "{}",
-            json!({"events": n, "seconds": secs, "views": store.view_digests()?})
-        );
+        say!("{}", json!({"events": n, "seconds": secs, "views": views}));
     } else {
         say!("rebuilt views from {n} events in {secs:.2} s");
     }
@@ -407,9 +331,8 @@ pub fn rebuild(home_dir: &Path, json: bool) -> Result<()> {
 }
 
 /// `rhizome views check`.
-pub fn check(home_dir: &Path, json: bool) -> Result<()> {
-    let mut store = home::open(home_dir)?;
-    let report = store.check_views()?;
+pub fn check(location: &StoreLocation, json: bool) -> Result<()> {
+    let report = home::open(location)?.check_views()?;
     if json {
         say!(
             "{}",

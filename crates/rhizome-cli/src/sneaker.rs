@@ -1,19 +1,18 @@
-//! `export`, `import`, `bundle inspect`, `peers`, `forks`: bundles on a stick.
+//! `export`, `import`, `bundle inspect`, `pending`, `approve`, `reject`, `peers`, `forks`,
+//! trust and blocks: bundles on a stick, presented. The decisions are the node's.
 
-use anyhow::{Context, Result};
-use rhizome_core::bundle::Exporter;
+use anyhow::Result;
 use rhizome_core::{Clock, InstanceId};
-use rhizome_store::prelude::*;
-use rhizome_store::{Direction, Trust};
-use rhizome_sync::{ImportOptions, Status};
+use rhizome_node::exchange::{Base, ExportRequest, ImportOutcome};
+use rhizome_node::{ImportReport, Status};
+use rhizome_node::{Node, NodeError, StoreLocation, Transport};
 use serde_json::json;
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use crate::exit::{fail, INVALID_INPUT, PARTIAL, REJECTED, TRUNCATED};
-use crate::home::{self, Keeper};
-use crate::now_ms;
+use crate::home;
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / 1_048_576.0)
@@ -26,6 +25,29 @@ fn parse_instance(text: &str) -> Result<InstanceId> {
             format!("{text:?} is not an instance id (32 hex characters): {e}"),
         )
     })
+}
+
+/// A bundle file, opened once: its reader and its size.
+fn open_file(file: &Path) -> Result<(Box<dyn BufRead + Send>, u64)> {
+    let f = File::open(file).map_err(|e| {
+        fail(
+            INVALID_INPUT,
+            format!("cannot read {}: {e}", file.display()),
+        )
+    })?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
+}
+
+/// A node error about a bundle file, worded for it: refused bundles name the file.
+fn about(file: &Path, e: NodeError) -> anyhow::Error {
+    match e {
+        NodeError::Rejected(why) => fail(
+            REJECTED,
+            format!("{}: rejected, nothing stored: {why}", file.display()),
+        ),
+        other => other.into(),
+    }
 }
 
 /// Options of `rhizome export`.
@@ -43,168 +65,86 @@ pub struct ExportArgs<'a> {
 }
 
 /// `rhizome export`.
-pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> Result<()> {
-    let ExportArgs {
-        for_peer,
-        since_sent,
-        dry_run,
-        compress,
-        encrypt_to,
-    } = args;
-    let mut store = home::open(home_dir)?;
-    let identity = store.identity()?;
-    let own_id = InstanceId::of(&identity.public_key);
-    // Each recipient's age key, from its manifests; checked before anything is unlocked.
-    let mut recipients = Vec::new();
-    for text in encrypt_to {
-        let id = parse_instance(text)?;
-        if id == own_id {
-            recipients.push(None);
-            continue;
-        }
-        let peer = store.peer(&id)?.ok_or_else(|| {
-            fail(INVALID_INPUT, format!("--encrypt-to {id}: unknown instance; import a bundle from it first, so its key is known"))
-        })?;
-        let key = peer.age_recipient.ok_or_else(|| {
-            fail(INVALID_INPUT, format!("--encrypt-to {id}: {:?} has not published an encryption key yet (its bundles were made by an older rhizome)", peer.name))
-        })?;
-        recipients.push(Some(key));
-    }
-    let (base, recipient) = match for_peer {
-        None => (Clock::new(), None),
-        Some(text) => {
-            let id = parse_instance(text)?;
-            let peer = store.peer(&id)?.ok_or_else(|| {
-                fail(INVALID_INPUT, format!("unknown peer {id}: import a bundle from it first (see `rhizome peers`), or export --all"))
-            })?;
-            (
-                if since_sent {
-                    peer.sent.clone()
-                } else {
-                    peer.acked.clone()
-                },
-                Some(peer),
-            )
-        }
+pub fn export(location: &StoreLocation, to: &Path, args: ExportArgs<'_>, json: bool) -> Result<()> {
+    let mut node = home::open(location)?;
+    let request = ExportRequest {
+        peer: args.for_peer.map(parse_instance).transpose()?,
+        base: match (args.for_peer, args.since_sent) {
+            (None, _) => Base::Nothing,
+            (Some(_), false) => Base::Acked,
+            (Some(_), true) => Base::Sent,
+        },
+        compress: args.compress,
+        encrypt_to: args
+            .encrypt_to
+            .iter()
+            .map(|t| parse_instance(t))
+            .collect::<Result<_>>()?,
+        transport: Transport::Usb,
     };
-    // The key signs the manifest and derives the age recipient it publishes; a dry run only
-    // estimates, with a throwaway key of the same sizes.
-    let key = if dry_run {
-        rhizome_core::SecretKey::from_seed(&[0; 32])
-    } else {
-        Keeper::unlock(&identity.secret)?.open(&identity.secret, &identity.public_key)?
-    };
-    let own_recipient = rhizome_sync::codec::instance_recipient(&key);
-    let recipients: Vec<String> = recipients
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| own_recipient.clone()))
-        .collect();
-    let exporter = Exporter {
-        instance_id: own_id,
-        public_key: identity.public_key,
-        name: identity.name.clone(),
-        age_recipient: Some(own_recipient),
-    };
-    let plan = rhizome_sync::plan_export(
-        &store,
-        exporter,
-        base,
-        recipient.as_ref().map(|p| p.instance_id),
-        now_ms(),
-    )?;
-    let counts = plan.manifest.counts;
-    let withheld = plan.withheld_count();
-    // The size of the signed lines does not depend on the key.
-    let estimate = plan.file_bytes(&key);
+    let prepared = node.prepare_export(&request, args.dry_run)?;
+    let preview = prepared.preview();
     if !json {
-        let wrapped = match (compress, recipients.is_empty()) {
+        let wrapped = match (args.compress, args.encrypt_to.is_empty()) {
             (false, true) => "",
             _ => " before compression and encryption",
         };
         eprintln!(
-            "{} {} events in {} feeds, {} ({estimate} bytes{wrapped}) to {}",
-            if dry_run { "Would export" } else { "Exporting" },
-            counts.events,
-            counts.feeds,
-            mib(estimate),
+            "{} {} events in {} feeds, {} ({} bytes{wrapped}) to {}",
+            if args.dry_run {
+                "Would export"
+            } else {
+                "Exporting"
+            },
+            preview.events,
+            preview.feeds,
+            mib(preview.bytes),
+            preview.bytes,
             to.display()
         );
-        if withheld > 0 {
-            let why = match &recipient {
+        if preview.withheld_payloads > 0 {
+            let why = match prepared.peer() {
                 Some(_) => "the recipient hosts no one they are meant for",
                 None => "a bundle for anyone carries no circle-only payload",
             };
-            eprintln!("  {withheld} circle-only payload(s) withheld (signed headers only): {why}");
+            eprintln!(
+                "  {} circle-only payload(s) withheld (signed headers only): {why}",
+                preview.withheld_payloads
+            );
         }
     }
-    if dry_run {
+    if args.dry_run {
         if json {
             say!(
                 "{}",
-                json!({"dry_run": true, "events": counts.events, "feeds": counts.feeds, "bytes": estimate,
-                       "withheld_payloads": withheld, "to": to})
+                json!({"dry_run": true, "events": preview.events, "feeds": preview.feeds, "bytes": preview.bytes,
+                       "withheld_payloads": preview.withheld_payloads, "to": to})
             );
         }
         return Ok(());
     }
-    let bar = crate::progress::bar(counts.events, "exporting");
-    let trailer = rhizome_sync::write_file_atomically(to, |file| -> Result<_> {
-        let mut progress = |n| bar.set_position(n);
-        // Layers from the outside in: encryption, then compression, then the bundle.
-        let mut compressed = |out: &mut dyn Write| -> Result<_> {
-            if !compress {
-                return Ok(rhizome_sync::write_bundle(
-                    &store,
-                    &plan,
-                    &key,
-                    out,
-                    &mut progress,
-                )?);
-            }
-            let mut z = rhizome_sync::codec::encoder(out)?;
-            let t = rhizome_sync::write_bundle(&store, &plan, &key, &mut z, &mut progress)?;
-            z.finish()?;
-            Ok(t)
-        };
-        if recipients.is_empty() {
-            return compressed(file);
-        }
-        let mut sealed = rhizome_sync::codec::encrypt(file, &recipients)?;
-        let trailer = compressed(&mut sealed)?;
-        sealed.finish()?;
-        Ok(trailer)
-    })
-    .with_context(|| format!("writing {}", to.display()))?;
+    let bar = crate::progress::bar(preview.events, "exporting");
+    let report = node.export_file(&prepared, to, &mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
-    if let Some(peer) = &recipient {
-        store.record_exchange(
-            &peer.public_key,
-            &peer.name,
-            Direction::Export,
-            &plan.manifest.clock,
-            now_ms(),
-            "usb",
-        )?;
-    }
     let size = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
     if json {
         say!(
             "{}",
-            json!({"to": to, "events": trailer.events, "feeds": counts.feeds, "bytes": size,
-                   "sha256": trailer.sha256, "recipient": recipient.map(|p| p.instance_id),
-                   "withheld_payloads": withheld, "compressed": compress,
-                   "encrypted_to": encrypt_to})
+            json!({"to": to, "events": report.events, "feeds": report.feeds, "bytes": size,
+                   "sha256": report.sha256, "recipient": report.recipient,
+                   "withheld_payloads": report.withheld_payloads, "compressed": args.compress,
+                   "encrypted_to": args.encrypt_to})
         );
     } else {
-        let sealed = if encrypt_to.is_empty() {
+        let sealed = if args.encrypt_to.is_empty() {
             String::new()
         } else {
-            format!(", encrypted to {}", encrypt_to.join(", "))
+            format!(", encrypted to {}", args.encrypt_to.join(", "))
         };
         say!(
             "wrote {} events in {} feeds ({}{sealed}) to {}",
-            trailer.events,
-            counts.feeds,
+            report.events,
+            report.feeds,
             mib(size),
             to.display()
         );
@@ -212,158 +152,61 @@ pub fn export(home_dir: &Path, to: &Path, args: ExportArgs<'_>, json: bool) -> R
     Ok(())
 }
 
-/// Opens bundle files: decrypts them (age) and decompresses them (zstd) on the fly, each
-/// detected by its magic bytes. An encrypted bundle is opened with this instance's key,
-/// unlocked once when first needed, or with `RHIZOME_BUNDLE_PASSPHRASE` when it is
-/// encrypted to a passphrase.
-struct Opener<'h> {
-    home: Option<&'h Path>,
-    identity: Option<age::x25519::Identity>,
-}
-
-impl<'h> Opener<'h> {
-    fn new(home: Option<&'h Path>) -> Self {
-        Self {
-            home,
-            identity: None,
-        }
-    }
-
-    fn open(&mut self, file: &Path) -> Result<(Box<dyn std::io::BufRead + Send>, u64)> {
-        self.open_layers(file).map(|(r, len, _)| (r, len))
-    }
-
-    fn open_layers(
-        &mut self,
-        file: &Path,
-    ) -> Result<(
-        Box<dyn std::io::BufRead + Send>,
-        u64,
-        rhizome_sync::codec::Layers,
-    )> {
-        let (mut raw, len) = open_raw(file)?;
-        let encrypted = rhizome_sync::codec::is_encrypted(std::io::BufRead::fill_buf(&mut raw)?);
-        if encrypted && self.identity.is_none() {
-            let home = self.home.ok_or_else(|| {
-                fail(
-                    REJECTED,
-                    format!(
-                        "{} is encrypted; give the --home of the instance it is encrypted to",
-                        file.display()
-                    ),
-                )
-            })?;
-            let store = home::open(home).map_err(|e| {
-                fail(
-                    REJECTED,
-                    format!(
-                        "{} is encrypted; only the instance it is encrypted to can read it: {e:#}",
-                        file.display()
-                    ),
-                )
-            })?;
-            let id = store.identity()?;
-            let key = Keeper::unlock(&id.secret)?.open(&id.secret, &id.public_key)?;
-            self.identity = Some(rhizome_sync::codec::instance_identity(&key));
-        }
-        let instance = self.identity.clone();
-        let mut keys = |scrypt: bool| -> std::io::Result<Vec<Box<dyn age::Identity>>> {
-            if scrypt {
-                let pass = std::env::var("RHIZOME_BUNDLE_PASSPHRASE").map_err(|_| {
-                    std::io::Error::other(
-                        "encrypted to a passphrase: set RHIZOME_BUNDLE_PASSPHRASE to read it",
-                    )
-                })?;
-                return Ok(vec![rhizome_sync::codec::passphrase_identity(&pass)]);
-            }
-            Ok(instance
-                .clone()
-                .map(|i| Box::new(i) as Box<dyn age::Identity>)
-                .into_iter()
-                .collect())
-        };
-        let (reader, layers) =
-            rhizome_sync::codec::decode(raw, Some(len), &mut keys).map_err(|e| {
-                fail(
-                    REJECTED,
-                    format!("{}: not a readable bundle: {e}", file.display()),
-                )
-            })?;
-        Ok((reader, len, layers))
-    }
-}
-
-fn open_raw(file: &Path) -> Result<(BufReader<File>, u64)> {
-    let f = File::open(file).map_err(|e| {
-        fail(
-            INVALID_INPUT,
-            format!("cannot read {}: {e}", file.display()),
-        )
-    })?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    Ok((BufReader::with_capacity(1 << 20, f), len))
-}
-
-/// `RHIZOME_TRUST_ON_FIRST_USE=1`: bundles from instances never seen before are imported at
-/// once (and the instance trusted) instead of being held for approval. For hubs and labs.
-fn trust_on_first_use() -> bool {
-    matches!(
-        std::env::var("RHIZOME_TRUST_ON_FIRST_USE").as_deref(),
-        Ok("1" | "true" | "yes" | "on")
-    )
-}
-
-fn rejected(file: &Path, e: rhizome_sync::ImportError) -> anyhow::Error {
-    match e {
-        rhizome_sync::ImportError::Store(s) => anyhow::Error::from(s),
-        other => fail(
-            REJECTED,
-            format!("{}: rejected, nothing stored: {other}", file.display()),
-        ),
-    }
-}
-
 /// `rhizome import`: trusted (or first-use-trusted) exporters are imported now; unknown ones
-/// are verified and held in quarantine; blocked ones are refused.
-pub fn import(home_dir: &Path, file: &Path, json: bool) -> Result<()> {
-    let mut store = home::open(home_dir)?;
-    let mut opener = Opener::new(Some(home_dir));
-    let (reader, _) = opener.open(file)?;
-    let manifest = rhizome_sync::read_manifest(reader).map_err(|e| rejected(file, e))?;
-    let exporter = &manifest.exporter;
-    if exporter.public_key == store.identity()?.public_key {
-        // Our own bundle coming back: nothing to trust, every event a duplicate.
-        return import_now(&mut store, &mut opener, file, json);
-    }
-    match store.peer(&exporter.instance_id)?.map(|p| p.trust) {
-        Some(Trust::Trusted) | Some(Trust::Blocked) => {
-            import_now(&mut store, &mut opener, file, json)
+/// are verified and held in quarantine; blocked ones are refused. One pass over the file.
+pub fn import(location: &StoreLocation, file: &Path, json: bool) -> Result<()> {
+    let mut node = home::open(location)?;
+    let (reader, len) = open_file(file)?;
+    let bar = crate::progress::bar(len, "importing");
+    let outcome = node
+        .import(reader, Some(len), Transport::Usb, &mut |b| {
+            bar.set_position(b)
+        })
+        .map_err(|e| about(file, e))?;
+    bar.finish_and_clear();
+    match outcome {
+        ImportOutcome::Imported(report) => print_import(&report, file, json),
+        ImportOutcome::Held(h) => {
+            let held = &h.held;
+            if json {
+                say!(
+                    "{}",
+                    json!({"status": "quarantined", "already_held": !h.new, "held": held})
+                );
+            } else {
+                let again = if h.new { "" } else { " (already held)" };
+                say!(
+                    "Held in quarantine{again}: bundle {} from {:?}",
+                    held.id,
+                    held.name
+                );
+                say!(
+                    "  instance {}  key fingerprint {}",
+                    held.instance_id,
+                    held.public_key.fingerprint()
+                );
+                say!(
+                    "  {} events in {} feeds, {} invalid; nothing applied yet",
+                    held.events,
+                    held.feeds,
+                    held.invalid
+                );
+                say!("  This instance is new here. Check the fingerprint with its owner, then:");
+                say!(
+                    "    rhizome approve {}     (trust it and apply the events)",
+                    held.id
+                );
+                say!("    rhizome reject {}      (discard the bundle)", held.id);
+            }
+            Ok(())
         }
-        _ if trust_on_first_use() => {
-            store.add_peer(&exporter.public_key, &exporter.name, Trust::Trusted)?;
-            import_now(&mut store, &mut opener, file, json)
-        }
-        _ => quarantine(home_dir, &mut store, &mut opener, file, json),
     }
 }
 
-fn import_now(
-    store: &mut rhizome_store_sqlite::SqliteStore,
-    opener: &mut Opener<'_>,
-    file: &Path,
-    json: bool,
-) -> Result<()> {
-    let (reader, len) = opener.open(file)?;
-    let bar = crate::progress::bar(len, "importing");
-    let opts = ImportOptions {
-        now: now_ms(),
-        method: "usb".into(),
-    };
-    let report = rhizome_sync::import_bundle(store, reader, &opts, &mut |b| bar.set_position(b))
-        .map_err(|e| rejected(file, e))?;
-    bar.finish_and_clear();
+/// Prints an import report and turns its ending into the exit code.
+fn print_import(report: &ImportReport, file: &Path, json: bool) -> Result<()> {
     if json {
-        say!("{}", serde_json::to_string(&report)?);
+        say!("{}", serde_json::to_string(report)?);
     } else {
         let e = &report.exporter;
         let status = match &report.status {
@@ -419,7 +262,7 @@ fn import_now(
             report.events_per_second
         );
     }
-    match report.status {
+    match &report.status {
         Status::Truncated => Err(fail(
             TRUNCATED,
             format!(
@@ -452,118 +295,9 @@ fn import_now(
     }
 }
 
-/// Copies a bundle from an unknown instance into `<home>/quarantine/`, verifies it fully
-/// (storing nothing in the log), and records it for `rhizome approve` or `reject`.
-fn quarantine(
-    home_dir: &Path,
-    store: &mut rhizome_store_sqlite::SqliteStore,
-    opener: &mut Opener<'_>,
-    file: &Path,
-    json: bool,
-) -> Result<()> {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Write};
-    let dir = home_dir.join("quarantine");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let incoming = dir.join(format!(".incoming-{}", std::process::id()));
-    let mut hasher = Sha256::new();
-    {
-        let (mut src, _) = open_raw(file)?;
-        let mut dst = std::io::BufWriter::new(File::create(&incoming)?);
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = src.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            dst.write_all(&buf[..n])?;
-        }
-        dst.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    }
-    let id = hex::encode(&hasher.finalize()[..8]);
-    let held_path = dir.join(format!("{id}.bundle"));
-    std::fs::rename(&incoming, &held_path)?;
-    let (reader, _) = opener.open(&held_path)?;
-    let check = rhizome_sync::check_bundle(reader);
-    let (ins, manifest) = match check {
-        Ok(ins) => match ins.manifest.clone() {
-            Some(m) => (ins, m),
-            None => {
-                let _ = std::fs::remove_file(&held_path);
-                let why = ins.manifest_error.unwrap_or_default();
-                return Err(fail(
-                    REJECTED,
-                    format!(
-                        "{}: rejected, nothing stored: line 1 (manifest): {why}",
-                        file.display()
-                    ),
-                ));
-            }
-        },
-        Err(e) => {
-            let _ = std::fs::remove_file(&held_path);
-            return Err(rejected(file, e));
-        }
-    };
-    let held = rhizome_store::Held {
-        id: id.clone(),
-        instance_id: manifest.exporter.instance_id,
-        public_key: manifest.exporter.public_key,
-        name: manifest.exporter.name.clone(),
-        events: ins.event_lines,
-        feeds: manifest.counts.feeds,
-        invalid: ins.malformed_lines + ins.invalid_events,
-        arrived_at: now_ms(),
-        file: held_path.display().to_string(),
-    };
-    let new = store.hold(&held)?;
-    if json {
-        say!(
-            "{}",
-            json!({"status": "quarantined", "already_held": !new, "held": held})
-        );
-    } else {
-        let again = if new { "" } else { " (already held)" };
-        say!(
-            "Held in quarantine{again}: bundle {id} from {:?}",
-            held.name
-        );
-        say!(
-            "  instance {}  key fingerprint {}",
-            held.instance_id,
-            held.public_key.fingerprint()
-        );
-        say!(
-            "  {} events in {} feeds, {} invalid; nothing applied yet",
-            held.events,
-            held.feeds,
-            held.invalid
-        );
-        say!("  This instance is new here. Check the fingerprint with its owner, then:");
-        say!("    rhizome approve {id}     (trust it and apply the events)");
-        say!("    rhizome reject {id}      (discard the bundle)");
-    }
-    Ok(())
-}
-
-fn find_held(store: &rhizome_store_sqlite::SqliteStore, id: &str) -> Result<rhizome_store::Held> {
-    store
-        .held()?
-        .into_iter()
-        .find(|h| h.id == id)
-        .ok_or_else(|| {
-            fail(
-                INVALID_INPUT,
-                format!("no bundle {id:?} in quarantine (`rhizome pending` lists them)"),
-            )
-        })
-}
-
 /// `rhizome pending`.
-pub fn pending(home_dir: &Path, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let held = store.held()?;
+pub fn pending(location: &StoreLocation, json: bool) -> Result<()> {
+    let held = home::open_for_reading(location)?.pending()?;
     if json {
         say!("{}", serde_json::to_string(&held)?);
     } else if held.is_empty() {
@@ -585,34 +319,18 @@ pub fn pending(home_dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `rhizome approve`: apply the held bundle and trust its exporter. The held copy is kept if
-/// the import stored nothing (an error), so no data is lost.
-pub fn approve(home_dir: &Path, id: &str, json: bool) -> Result<()> {
-    let mut store = home::open(home_dir)?;
-    let held = find_held(&store, id)?;
-    let path = std::path::PathBuf::from(&held.file);
-    let result = import_now(&mut store, &mut Opener::new(Some(home_dir)), &path, json);
-    let kept_events = match &result {
-        Ok(()) => true,
-        Err(e) => e.chain().any(|c| {
-            c.downcast_ref::<crate::exit::Fail>()
-                .is_some_and(|f| f.code == TRUNCATED || f.code == PARTIAL)
-        }),
-    };
-    if kept_events {
-        store.add_peer(&held.public_key, &held.name, Trust::Trusted)?;
-        store.release(id)?;
-        let _ = std::fs::remove_file(&path);
-    }
-    result
+/// `rhizome approve`: apply the held bundle and trust its exporter.
+pub fn approve(location: &StoreLocation, id: &str, json: bool) -> Result<()> {
+    let mut node = home::open(location)?;
+    let report = node
+        .approve(id, &mut |_| {})
+        .map_err(|e| about(Path::new(id), e))?;
+    print_import(&report, Path::new(id), json)
 }
 
 /// `rhizome reject`: discard a held bundle.
-pub fn reject(home_dir: &Path, id: &str, json: bool) -> Result<()> {
-    let mut store = home::open(home_dir)?;
-    let held = find_held(&store, id)?;
-    store.release(id)?;
-    let _ = std::fs::remove_file(&held.file);
+pub fn reject(location: &StoreLocation, id: &str, json: bool) -> Result<()> {
+    let held = home::open(location)?.reject(id)?;
     if json {
         say!(
             "{}",
@@ -627,11 +345,21 @@ pub fn reject(home_dir: &Path, id: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `rhizome bundle inspect`.
-pub fn inspect(home_dir: Option<&Path>, file: &Path, json: bool) -> Result<()> {
-    let (reader, _, layers) = Opener::new(home_dir).open_layers(file)?;
-    let ins = rhizome_sync::inspect_bundle(reader)
-        .map_err(|e| fail(REJECTED, format!("{}: {e}", file.display())))?;
+/// `rhizome bundle inspect`. A home is needed only to decrypt.
+pub fn inspect(location: Option<&StoreLocation>, file: &Path, json: bool) -> Result<()> {
+    let (reader, len) = open_file(file)?;
+    let node = match location {
+        Some(l) => Node::open_for_reading(l.clone(), home::keys()).ok(),
+        None => None,
+    };
+    let (ins, layers) = match &node {
+        Some(node) => node.inspect(reader, Some(len)),
+        None => Node::inspect_without_keys(reader, Some(len)),
+    }
+    .map_err(|e| match e {
+        NodeError::Rejected(why) => fail(REJECTED, format!("{}: {why}", file.display())),
+        other => other.into(),
+    })?;
     if json {
         let mut v = serde_json::to_value(&ins)?;
         v["layers"] = serde_json::to_value(layers)?;
@@ -708,9 +436,8 @@ pub fn inspect(home_dir: Option<&Path>, file: &Path, json: bool) -> Result<()> {
 }
 
 /// `rhizome peers`.
-pub fn peers(home_dir: &Path, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let peers = store.peers()?;
+pub fn peers(location: &StoreLocation, json: bool) -> Result<()> {
+    let peers = home::open_for_reading(location)?.peers()?;
     if json {
         say!("{}", serde_json::to_string(&peers)?);
         return Ok(());
@@ -737,9 +464,8 @@ pub fn peers(home_dir: &Path, json: bool) -> Result<()> {
 }
 
 /// `rhizome forks`.
-pub fn forks(home_dir: &Path, json: bool) -> Result<()> {
-    let store = home::open_for_reading(home_dir)?;
-    let forks = store.forks()?;
+pub fn forks(location: &StoreLocation, json: bool) -> Result<()> {
+    let forks = home::open_for_reading(location)?.forks()?;
     if json {
         say!("{}", serde_json::to_string(&forks)?);
     } else if forks.is_empty() {
@@ -760,54 +486,79 @@ pub fn forks(home_dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// What a person asks of an instance's trust.
+pub enum TrustChange {
+    /// `trust`.
+    Trust,
+    /// `block`.
+    Block,
+    /// `unblock`.
+    Unblock,
+}
+
 /// `rhizome trust|block|unblock`.
-pub fn set_trust(home_dir: &Path, instance_id: &str, trust: Trust, json: bool) -> Result<()> {
-    let mut store = home::open(home_dir)?;
+pub fn set_trust(
+    location: &StoreLocation,
+    instance_id: &str,
+    change: TrustChange,
+    json: bool,
+) -> Result<()> {
+    let mut node = home::open(location)?;
     let id = parse_instance(instance_id)?;
-    if !store.set_trust(&id, trust)? {
-        return Err(fail(
-            INVALID_INPUT,
-            format!("unknown instance {id}: `rhizome peers` lists the instances this one has exchanged bundles with"),
-        ));
-    }
+    let (state, rejected) = match change {
+        TrustChange::Trust => {
+            node.trust(&id)?;
+            ("trusted", Vec::new())
+        }
+        TrustChange::Unblock => {
+            node.unblock(&id)?;
+            ("unknown", Vec::new())
+        }
+        TrustChange::Block => ("blocked", node.block(&id)?.rejected),
+    };
     if json {
-        say!("{}", json!({"instance_id": id, "trust": trust}));
-    } else {
         say!(
-            "{id} is now {}",
-            serde_json::to_value(trust)?.as_str().unwrap_or("?")
+            "{}",
+            json!({"instance_id": id, "trust": state, "rejected_held": rejected.iter().map(|h| &h.id).collect::<Vec<_>>()})
         );
+    } else {
+        say!("{id} is now {state}");
+        for h in &rejected {
+            say!(
+                "  discarded held bundle {} from {:?} ({} events); nothing of it was applied",
+                h.id,
+                h.name,
+                h.events
+            );
+        }
     }
     Ok(())
 }
 
 /// `rhizome block-author` / `unblock-author`.
 pub fn block_author(
-    home_dir: &Path,
+    location: &StoreLocation,
     author: &str,
     block: bool,
     purge: bool,
     json: bool,
 ) -> Result<()> {
-    let mut store = home::open(home_dir)?;
-    let key = crate::read::resolve_feed(&store, author)?;
-    let changed = if block {
-        store.block_author(&key)?
-    } else {
-        store.unblock_author(&key)?
-    };
-    let removed = if purge { store.purge_author(&key)? } else { 0 };
+    let done = home::open(location)?.block_author(author, block, purge)?;
+    let key = done.author;
     if json {
         say!(
             "{}",
-            json!({"author": key, "blocked": block, "changed": changed, "purged_events": removed})
+            json!({"author": key, "blocked": block, "changed": done.changed, "purged_events": done.purged_events})
         );
     } else {
         let state = if block { "blocked" } else { "unblocked" };
-        let note = if changed { "" } else { " (already)" };
+        let note = if done.changed { "" } else { " (already)" };
         say!("{key} {state}{note}");
         if purge {
-            say!("purged {removed} event(s) of {key} from the log; views rebuilt");
+            say!(
+                "purged {} event(s) of {key} from the log; views rebuilt",
+                done.purged_events
+            );
         }
     }
     Ok(())

@@ -110,6 +110,8 @@ fn init(home: &Path, name: &str, author: &str) {
         "--author",
         author,
         "--no-passphrase",
+        // These tests count events; PROFILE events are tested in tests/profiles.rs.
+        "--no-profile",
     ]));
 }
 
@@ -1091,7 +1093,7 @@ fn trailer_problems_keep_every_valid_event() {
 fn tampered_event_lines_are_refused_by_line() {
     let dir = tempfile::tempdir().unwrap();
     let a = home_with_posts(dir.path(), "a", "ana", 3);
-    ok(rz(&a).args(["author", "add", "bo"]));
+    ok(rz(&a).args(["author", "add", "bo", "--no-profile"]));
     for i in 1..=2 {
         ok(rz(&a).args(["--as", "bo", "post", &format!("bo post {i}")]));
     }

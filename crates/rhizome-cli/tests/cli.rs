@@ -78,6 +78,8 @@ fn init_plain(home: &Path) {
         "--author",
         "ana",
         "--no-passphrase",
+        // These tests count events and seqs; PROFILE events are tested in tests/profiles.rs.
+        "--no-profile",
     ]));
 }
 
@@ -207,6 +209,8 @@ fn happy_path_tour() {
         "--author",
         "ana",
         "--no-passphrase",
+        // The tour counts seqs; PROFILE events are tested in tests/profiles.rs.
+        "--no-profile",
     ])));
     assert!(db_path(&home).is_file());
     assert_eq!(created["keys_encrypted"], false);
@@ -240,7 +244,13 @@ fn happy_path_tour() {
     assert!(human.contains(&expected_id), "{human}");
 
     // author add / list
-    let added = json_of(&ok(rz(&home).args(["--json", "author", "add", "bo"])));
+    let added = json_of(&ok(rz(&home).args([
+        "--json",
+        "author",
+        "add",
+        "bo",
+        "--no-profile",
+    ])));
     assert_eq!(added["name"], "bo");
     let bo = added["public_key"].as_str().unwrap().to_string();
     assert!(is_hex(&bo, 64));
@@ -426,7 +436,7 @@ fn home_from_environment_variable() {
     let home = dir.path().join("envhome");
     let mut c = bin();
     c.env("RHIZOME_HOME", &home)
-        .args(["init", "--name", "env", "--no-passphrase"]);
+        .args(["init", "--name", "env", "--no-passphrase", "--no-profile"]);
     ok(&mut c);
     assert!(db_path(&home).is_file());
     let mut c = bin();
@@ -513,8 +523,15 @@ fn passphrase_protects_the_keys() {
     assert!(!home.exists(), "a refused init created the home");
 
     let mut c = rz(&home);
-    c.env("RHIZOME_PASSPHRASE", PASSPHRASE)
-        .args(["--json", "init", "--name", "hub", "--author", "ana"]);
+    c.env("RHIZOME_PASSPHRASE", PASSPHRASE).args([
+        "--json",
+        "init",
+        "--name",
+        "hub",
+        "--author",
+        "ana",
+        "--no-profile",
+    ]);
     let created = json_of(&ok(&mut c));
     assert_eq!(created["keys_encrypted"], true);
 

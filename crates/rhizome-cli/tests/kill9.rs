@@ -58,7 +58,8 @@ fn json_of(text: &str) -> Value {
 }
 
 fn init(home: &Path, name: &str) {
-    ok(rz(home).args(["init", "--name", name, "--no-passphrase"]));
+    // Counts events; PROFILE events are tested in tests/profiles.rs.
+    ok(rz(home).args(["init", "--name", name, "--no-passphrase", "--no-profile"]));
 }
 
 fn log(home: &Path) -> String {
@@ -103,7 +104,8 @@ fn scratch() -> tempfile::TempDir {
 fn an_import_killed_anywhere_then_rerun_equals_one_clean_import() {
     let started = Instant::now();
     let dir = scratch();
-    let events = USERS * POSTS_PER_USER;
+    // Every migrated user also publishes a PROFILE with its name.
+    let events = USERS * POSTS_PER_USER + USERS;
 
     // Home A: USERS authors with POSTS_PER_USER posts each, by migration.
     let records = dir.path().join("old.jsonl");
@@ -129,7 +131,12 @@ fn an_import_killed_anywhere_then_rerun_equals_one_clean_import() {
     let m = json_of(&ok(rz(&a)
         .args(["--json", "migrate", "--from"])
         .arg(&records)));
-    assert_eq!(m["events_created"].as_u64(), Some(events as u64), "{m}");
+    assert_eq!(
+        m["events_created"].as_u64(),
+        Some((USERS * POSTS_PER_USER) as u64),
+        "{m}"
+    );
+    assert_eq!(m["profiles_created"].as_u64(), Some(USERS as u64), "{m}");
     let bundle = dir.path().join("a.bundle");
     ok(rz(&a).args(["export", "--all", "--to"]).arg(&bundle));
     let setup = started.elapsed();

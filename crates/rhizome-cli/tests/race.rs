@@ -36,10 +36,16 @@ fn init(home: &Path) -> (String, String) {
         "--author",
         "ana",
         "--no-passphrase",
+        // Counts seqs; PROFILE events are tested in tests/profiles.rs.
+        "--no-profile",
     ]));
-    let bo: Value = serde_json::from_str(&run_ok(
-        rhizome(home).args(["--json", "author", "add", "bo"]),
-    ))
+    let bo: Value = serde_json::from_str(&run_ok(rhizome(home).args([
+        "--json",
+        "author",
+        "add",
+        "bo",
+        "--no-profile",
+    ])))
     .unwrap();
     let who: Value =
         serde_json::from_str(&run_ok(rhizome(home).args(["--json", "whoami"]))).unwrap();

@@ -37,7 +37,7 @@ fn three_homes(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let homes = (dir.join("a"), dir.join("b"), dir.join("c"));
     for (h, n) in [(&homes.0, "school"), (&homes.1, "ship"), (&homes.2, "hub")] {
         rz(h)
-            .args(["init", "--name", n, "--no-passphrase"])
+            .args(["init", "--name", n, "--no-passphrase", "--no-profile"])
             .assert()
             .success();
     }
@@ -107,10 +107,14 @@ fn unknown_instances_wait_in_quarantine_until_approved_or_rejected() {
     // Rejecting discards; nothing applied; unknown or malformed ids are refused.
     let held = strict_json(&c, &["import", bundle.to_str().unwrap()]);
     let id = held["held"]["id"].as_str().unwrap().to_string();
-    assert!(Path::new(held["held"]["file"].as_str().unwrap()).exists());
+    // The held copy is named by its content, under the home.
+    let blob = held["held"]["blob"].as_str().unwrap();
+    assert!(blob.starts_with(&id), "{held}");
+    let copy = c.join("quarantine").join(format!("{blob}.bundle"));
+    assert!(copy.exists());
     strict_json(&c, &["reject", &id]);
     assert_eq!(lines(&c, &["log", "--json"]), 0);
-    assert!(!Path::new(held["held"]["file"].as_str().unwrap()).exists());
+    assert!(!copy.exists());
     for bad in ["0000000000000000", "zz"] {
         for cmd in ["approve", "reject"] {
             let out = strict(&c).args([cmd, bad]).output().unwrap();
@@ -168,7 +172,7 @@ fn a_blocked_instance_is_refused_whole_until_unblocked() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for (h, n) in [(&a, "school"), (&b, "ship")] {
         rz(h)
-            .args(["init", "--name", n, "--no-passphrase"])
+            .args(["init", "--name", n, "--no-passphrase", "--no-profile"])
             .assert()
             .success();
     }
@@ -242,8 +246,9 @@ fn trust_commands_refuse_unknown_and_malformed_ids() {
         .assert()
         .success();
     for args in [
-        ["block", "00000000000000000000000000000000"],
+        ["trust", "00000000000000000000000000000000"],
         ["trust", "not-an-id"],
+        ["block", "not-an-id"],
         ["unblock", "ABCDEF"],
     ] {
         let out = rz(dir.path()).args(args).output().unwrap();
@@ -333,7 +338,13 @@ fn our_own_bundle_coming_back_is_not_quarantined_nor_a_peer() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
     strict(&a)
-        .args(["init", "--name", "school", "--no-passphrase"])
+        .args([
+            "init",
+            "--name",
+            "school",
+            "--no-passphrase",
+            "--no-profile",
+        ])
         .assert()
         .success();
     strict(&a).args(["post", "hi"]).assert().success();

@@ -87,13 +87,15 @@ fn new_home() -> (tempfile::TempDir, PathBuf) {
         "--author",
         "ana",
         "--no-passphrase",
+        // These tests count events; PROFILE events are tested in tests/profiles.rs.
+        "--no-profile",
     ]));
     (dir, home)
 }
 
 /// Adds a local author and returns its public key.
 fn add_author(home: &Path, name: &str) -> String {
-    let v = jrun(home, &["author", "add", name]);
+    let v = jrun(home, &["author", "add", name, "--no-profile"]);
     assert_eq!(v["name"], name);
     v["public_key"].as_str().unwrap().to_string()
 }
@@ -1078,7 +1080,8 @@ fn views_check_detects_tampering_and_rebuild_repairs_it() {
     assert_eq!(c["differences"], json!([]));
     assert_eq!(c["live"], c["rebuilt"]);
     let live0 = c["live"].clone();
-    assert_eq!(live0.as_array().unwrap().len(), 8);
+    // Nine views: v_profiles joined the eight in schema 8.
+    assert_eq!(live0.as_array().unwrap().len(), 9);
     assert_eq!(jrun(&home, &["status"])["views"], live0);
     let human = ok(rz(&home).args(["views", "check"]));
     assert!(human.starts_with("ok:"), "{human}");
@@ -1196,7 +1199,17 @@ fn migrate_example_imports_once_with_threads_likes_and_stars() {
     let alice = key_of(&home, "alice");
     let bruno = key_of(&home, "bruno");
     let events = log_events(&home);
-    assert_eq!(events.len(), 6);
+    // The six records' events, and each user's PROFILE (its name), first in its feed.
+    assert_eq!(events.len(), 8);
+    for (key, name) in [(&alice, "alice"), (&bruno, "bruno")] {
+        let profile = events
+            .iter()
+            .find(|e| e["type"] == "PROFILE" && e["author"] == key.as_str())
+            .unwrap_or_else(|| panic!("no PROFILE for {name}"));
+        assert_eq!(profile["payload"], json!({ "name": name }));
+        assert_eq!(profile["seq"], 1);
+    }
+    assert_eq!(r["profiles_created"], 2, "{r}");
 
     // Each event is by the right user, at the record's time.
     let find = |ty: &str, text: Option<&str>, author: &str| -> Value {
@@ -1231,14 +1244,14 @@ fn migrate_example_imports_once_with_threads_likes_and_stars() {
     assert_eq!(c2["payload"]["target"], h(&c1).as_str());
     assert_eq!(like["payload"]["target"], h(&p1).as_str());
     assert_eq!(star["payload"], json!({"target": h(&p2), "starred": true}));
-    // Chains: alice p1, c2, star; bruno p2, c1, like.
+    // Chains: alice profile, p1, c2, star; bruno profile, p2, c1, like.
     assert_eq!(
         (p1["seq"].as_u64(), c2["seq"].as_u64(), star["seq"].as_u64()),
-        (Some(1), Some(2), Some(3))
+        (Some(2), Some(3), Some(4))
     );
     assert_eq!(
         (p2["seq"].as_u64(), c1["seq"].as_u64(), like["seq"].as_u64()),
-        (Some(1), Some(2), Some(3))
+        (Some(2), Some(3), Some(4))
     );
     ok(rz(&home).arg("verify"));
 
@@ -1246,6 +1259,7 @@ fn migrate_example_imports_once_with_threads_likes_and_stars() {
     let r = migrate(&home, &file, &[]);
     assert_eq!(r["users_created"], 0, "{r}");
     assert_eq!(r["events_created"], 0, "{r}");
+    assert_eq!(r["profiles_created"], 0, "{r}");
     assert_eq!(r["already_imported"], 8, "{r}");
     assert_eq!(log_json(&home), log1);
     assert_eq!(authors_json(&home), authors1);
@@ -1380,10 +1394,11 @@ fn migrate_with_bad_lines_changes_nothing_unless_skip_bad() {
 
     let alice = key_of(&home, "alice");
     let events = log_events(&home);
-    assert_eq!(events.len(), 2);
+    // The good post, and alice's PROFILE.
+    assert_eq!(events.len(), 3);
     let good = events
         .iter()
-        .find(|e| e["author"] == alice.as_str())
+        .find(|e| e["author"] == alice.as_str() && e["type"] == "POST")
         .unwrap();
     assert_eq!(good["payload"], json!({"text": "good one"}));
     assert_eq!(good["timestamp"], 1_700_000_000_000u64);

@@ -7,6 +7,12 @@
 //! and sends everyone else the signed header alone (which still verifies). An instance shows
 //! which authors it hosts with [`HostDeclaration`]s, each signed by the author it names, carried
 //! in the instance's bundle manifests.
+//!
+//! A limited payload travels withheld to everyone else, but its header still commits to it by
+//! hash and size. [`protect`] makes that commitment useless to an outsider who would hash
+//! guesses built from public data: a random salt inside the `audience` member, and padding of
+//! the size to a bucket ([`padded_size`]). The salt comes in as an argument: the core reads no
+//! entropy.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,6 +24,65 @@ use crate::keys::{KeyError, PublicKey, SecretKey, Signature};
 
 /// Domain prefix of host declaration signatures.
 pub const HOST_PREFIX: &[u8] = b"RHIZOME-HOST-V1\n";
+
+/// Bytes of random salt a writer puts in every limited payload (PROTOCOL 9.4).
+pub const SALT_BYTES: usize = 16;
+
+/// Every limited payload is padded to at least this many canonical bytes (PROTOCOL 9.4).
+pub const PAD_FLOOR: u64 = 512;
+
+/// The size a limited payload of `len` canonical bytes is padded to (PROTOCOL 9.4):
+/// [`PAD_FLOOR`] for anything up to it; above it the Padmé bucket of `len` (Nikitin et al.,
+/// PETS 2019): `len` rounded up to a multiple of 2^(E − S), where E = ⌊log2 len⌋ and
+/// S = ⌊log2 E⌋ + 1. It reveals O(log log len) bits of the length and adds at most 12 %.
+pub fn padded_size(len: u64) -> u64 {
+    if len <= PAD_FLOOR {
+        return PAD_FLOOR;
+    }
+    let e = u64::from(63 - len.leading_zeros());
+    let s = u64::from(64 - e.leading_zeros());
+    let mask = (1u64 << (e - s)) - 1;
+    // No overflow: payload sizes stay far below 2^63.
+    (len + mask) & !mask
+}
+
+/// Why [`protect`] refused a payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtectError {
+    /// The payload has no `audience` object: it is not limited, there is nothing to protect.
+    #[error("the payload has no `audience` object: it is not limited to a circle")]
+    NotLimited,
+    /// The `audience` already has a `salt` or a `pad`.
+    #[error("the `audience` of the payload already has a `{0}` member")]
+    AlreadyProtected(&'static str),
+    /// The result is not a valid payload.
+    #[error("{0}")]
+    Payload(String),
+}
+
+/// Makes a limited payload unguessable from its withheld header (PROTOCOL 9.4): adds to its
+/// `audience` object the member `salt` (`salt` in lowercase hex: fresh random bytes, which the
+/// caller draws) and the member `pad`, a string of `0` characters that brings the canonical
+/// size to [`padded_size`] of the size with an empty `pad`.
+pub fn protect(mut payload: Value, salt: &[u8; SALT_BYTES]) -> Result<Payload, ProtectError> {
+    let Some(audience) = payload.get_mut("audience").and_then(Value::as_object_mut) else {
+        return Err(ProtectError::NotLimited);
+    };
+    for member in ["salt", "pad"] {
+        if audience.contains_key(member) {
+            return Err(ProtectError::AlreadyProtected(member));
+        }
+    }
+    audience.insert("salt".into(), Value::String(hex::encode(salt)));
+    audience.insert("pad".into(), Value::String(String::new()));
+    let bare = to_canonical(&payload).len() as u64;
+    // Each `0` adds exactly one canonical byte (no escaping), so the size is exact.
+    let fill = "0".repeat((padded_size(bare) - bare) as usize);
+    if let Some(a) = payload.get_mut("audience").and_then(Value::as_object_mut) {
+        a.insert("pad".into(), Value::String(fill));
+    }
+    Payload::new(payload).map_err(|e| ProtectError::Payload(e.to_string()))
+}
 
 /// Who a payload is meant for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +229,66 @@ mod tests {
         ] {
             assert_eq!(Audience::of_value(&bad), Audience::Limited(vec![]));
         }
+    }
+
+    #[test]
+    fn buckets() {
+        for (len, bucket) in [
+            (0, 512),
+            (200, 512),
+            (512, 512),
+            (513, 544),
+            (544, 544),
+            (1000, 1024),
+            (5000, 5120),
+            (100_000, 100_352),
+        ] {
+            assert_eq!(padded_size(len), bucket, "{len}");
+        }
+        // Never smaller, and at most 12 % more above the floor.
+        for len in (513..300_000).step_by(97) {
+            let b = padded_size(len);
+            assert!(b >= len && (b - len) * 100 <= len * 12, "{len} -> {b}");
+        }
+    }
+
+    #[test]
+    fn protect_salts_and_pads_limited_payloads_only() {
+        let m = key(2).public_key();
+        let t = Hash::digest(b"t").to_hex();
+        let like = json!({"target": t, "audience": {"circle": "c", "members": [m]}});
+        let a = protect(like.clone(), &[1; SALT_BYTES]).unwrap();
+        let b = protect(like.clone(), &[2; SALT_BYTES]).unwrap();
+        assert_ne!(a.hash(), b.hash(), "the salt changes the commitment");
+        assert_eq!(a.canonical_bytes().len() as u64, PAD_FLOOR);
+        assert_eq!(a.value()["audience"]["salt"], json!("01".repeat(16)));
+        assert_eq!(Audience::of(&a), Audience::Limited(vec![m]));
+        // Star and unstar: one size.
+        let sizes: Vec<usize> = [true, false]
+            .into_iter()
+            .map(|starred| {
+                let v = json!({"target": t, "starred": starred, "audience": like["audience"]});
+                protect(v, &[3; SALT_BYTES])
+                    .unwrap()
+                    .canonical_bytes()
+                    .len()
+            })
+            .collect();
+        assert_eq!(sizes, vec![512, 512]);
+        // Above the floor: the bucket of the size with an empty pad.
+        let long = json!({"text": "x".repeat(700), "audience": {"circle": "c", "members": []}});
+        let p = protect(long, &[4; SALT_BYTES]).unwrap();
+        assert_eq!(p.canonical_bytes().len(), 832);
+        for not_limited in [json!({"text": "x"}), json!({"audience": "everyone"})] {
+            assert_eq!(
+                protect(not_limited, &[0; SALT_BYTES]),
+                Err(ProtectError::NotLimited)
+            );
+        }
+        assert_eq!(
+            protect(a.value().clone(), &[0; SALT_BYTES]),
+            Err(ProtectError::AlreadyProtected("salt"))
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The JSON Schemas of the seven known event types, kept in `crates/rhizome-core/schemas/`.
+//! The JSON Schemas of the eight known event types, kept in `crates/rhizome-core/schemas/`.
 //!
 //! A local user's new event must pass its type's schema. Imported events of unknown types, or
 //! whose payload fails its schema, are still valid events (an older instance carries a newer
@@ -24,9 +24,11 @@ pub enum Kind {
     TagAdd,
     /// A change to a circle.
     CircleUpdate,
+    /// The name an author goes by.
+    Profile,
 }
 
-const SCHEMAS: [(Kind, &str, &str); 7] = [
+const SCHEMAS: [(Kind, &str, &str); 8] = [
     (Kind::Post, "POST", include_str!("../schemas/POST.json")),
     (
         Kind::Comment,
@@ -50,11 +52,16 @@ const SCHEMAS: [(Kind, &str, &str); 7] = [
         "CIRCLE_UPDATE",
         include_str!("../schemas/CIRCLE_UPDATE.json"),
     ),
+    (
+        Kind::Profile,
+        "PROFILE",
+        include_str!("../schemas/PROFILE.json"),
+    ),
 ];
 
 impl Kind {
     /// Every known kind.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Post,
         Kind::Comment,
         Kind::Like,
@@ -62,6 +69,7 @@ impl Kind {
         Kind::Star,
         Kind::TagAdd,
         Kind::CircleUpdate,
+        Kind::Profile,
     ];
 
     /// The kind named by an event type, if known.
@@ -144,7 +152,7 @@ mod tests {
 
     #[test]
     fn every_schema_compiles_and_kinds_line_up() {
-        assert_eq!(validators().len(), 7);
+        assert_eq!(validators().len(), 8);
         for k in Kind::ALL {
             assert_eq!(Kind::from_type(k.name()), Some(k));
         }
@@ -176,6 +184,79 @@ mod tests {
         )
         .is_ok());
         assert_eq!(check("FUTURE_THING", &json!({"anything": 1})), Ok(None));
+    }
+
+    #[test]
+    fn salt_and_pad_only_inside_an_audience() {
+        let salt = "ab".repeat(16);
+        let audience = json!({"circle": "c", "members": [H], "salt": salt, "pad": "000"});
+        for kind in ["POST", "COMMENT", "LIKE", "RESHARE", "STAR", "TAG_ADD"] {
+            let mut p = json!({"target": H, "text": "x", "starred": true, "tag": "t"});
+            let keep: &[&str] = match kind {
+                "POST" => &["text"],
+                "COMMENT" => &["target", "text"],
+                "STAR" => &["target", "starred"],
+                "TAG_ADD" => &["target", "tag"],
+                _ => &["target"],
+            };
+            p.as_object_mut()
+                .unwrap()
+                .retain(|k, _| keep.contains(&k.as_str()));
+            let mut limited = p.clone();
+            limited["audience"] = audience.clone();
+            assert!(check(kind, &limited).is_ok(), "{kind}");
+            // Old limited payloads, without salt or pad, stay valid.
+            let mut old = p.clone();
+            old["audience"] = json!({"circle": "c", "members": [H]});
+            assert!(check(kind, &old).is_ok(), "{kind}");
+            // Outside an audience, neither is allowed.
+            let mut top = p.clone();
+            top["salt"] = json!(salt);
+            assert!(check(kind, &top).is_err(), "{kind}");
+            for (member, bad) in [
+                ("salt", json!("ab".repeat(15))),
+                ("salt", json!("AB".repeat(16))),
+                ("salt", json!("abc".repeat(11))),
+                ("pad", json!("0001")),
+                ("pad", json!("0".repeat(65537))),
+            ] {
+                let mut v = limited.clone();
+                v["audience"][member] = bad;
+                assert!(check(kind, &v).is_err(), "{kind} {member}");
+            }
+        }
+    }
+
+    #[test]
+    fn profile_names() {
+        for ok in [
+            json!({"name": "Ana"}),
+            json!({"name": "Ana Lima", "about": "Teacher.\nLikes rain."}),
+            json!({"name": "Zoë 李 ☀"}),
+            json!({"name": "x".repeat(64), "about": "y".repeat(1000)}),
+        ] {
+            assert_eq!(check("PROFILE", &ok), Ok(Some(Kind::Profile)), "{ok}");
+        }
+        for bad in [
+            json!({}),
+            json!({"name": ""}),
+            json!({"name": "x".repeat(65)}),
+            json!({"name": " Ana"}),
+            json!({"name": "Ana\t"}),
+            json!({"name": "Ana\nLima"}),
+            json!({"name": "Ana\u{1b}[2J"}),
+            json!({"name": "Ana\u{9b}"}),
+            json!({"name": "Ana\u{202e}amiL"}),
+            json!({"name": "A\u{200b}na"}),
+            json!({"name": "Ana\u{2066}"}),
+            json!({"name": "\u{feff}Ana"}),
+            json!({"name": 5}),
+            json!({"name": "Ana", "about": ""}),
+            json!({"name": "Ana", "about": "y".repeat(1001)}),
+            json!({"name": "Ana", "audience": {"circle": "c", "members": []}}),
+        ] {
+            assert!(check("PROFILE", &bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   a comment or like whose target has not arrived yet is stored under the target's hash
 //!   and shows as soon as the target does;
 //! - a star is "last by seq wins" per (author, target);
-//! - circle operations touch only their author's circles, applied in that author's seq order.
+//! - circle operations touch only their author's circles, applied in that author's seq order;
+//! - a profile is "last by seq wins" per author.
 
 use serde_json::Value;
 
@@ -84,6 +85,13 @@ pub enum Effect {
     },
     /// A change to one of the author's circles.
     Circle(CircleOp),
+    /// The author's profile: the latest by seq wins.
+    Profile {
+        /// The name the author goes by (not unique).
+        name: String,
+        /// A few words about the author.
+        about: Option<String>,
+    },
     /// The views cannot use this event.
     Skip(Skip),
 }
@@ -206,6 +214,10 @@ fn effects_or_skip(event: &Event) -> Result<Vec<Effect>, Skip> {
             };
             vec![Effect::Circle(op)]
         }
+        Kind::Profile => vec![Effect::Profile {
+            name: text("name"),
+            about: p.get("about").and_then(Value::as_str).map(str::to_string),
+        }],
     })
 }
 
@@ -252,6 +264,19 @@ pub struct StarRow {
     pub seq: u64,
     /// Starred or unstarred.
     pub starred: bool,
+}
+
+/// An author's latest profile, keyed by the author.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRow {
+    /// The author.
+    pub author: PublicKey,
+    /// Seq of the PROFILE event it comes from.
+    pub seq: u64,
+    /// The name the author goes by (not unique).
+    pub name: String,
+    /// A few words about the author.
+    pub about: Option<String>,
 }
 
 /// An event the views cannot use, keyed by its hash.
@@ -322,6 +347,10 @@ pub trait ViewRows {
         id: &Hash,
         member: &PublicKey,
     ) -> Result<(), Self::Error>;
+    /// The seq of the profile row of `author`, if any.
+    fn profile_seq(&mut self, author: &PublicKey) -> Result<Option<u64>, Self::Error>;
+    /// Writes (inserts or replaces) the profile row of `row.author`.
+    fn put_profile(&mut self, row: &ProfileRow) -> Result<(), Self::Error>;
     /// Records a skipped event.
     fn insert_skip(&mut self, row: &SkipRow) -> Result<(), Self::Error>;
     /// Forgets that an event was skipped (its withheld payload has arrived).
@@ -329,9 +358,10 @@ pub trait ViewRows {
 }
 
 /// Applies one stored event to the views, with the merge rules every backend shares:
-/// set insertions for timeline, replies, likes and tags; last STAR by seq wins; circle
-/// operations by name in the author's seq order (a create of a taken name, or an operation on
-/// a missing circle, is skipped with the reason).
+/// set insertions for timeline, replies, likes and tags; last STAR by seq wins per (author,
+/// target) and last PROFILE by seq per author; circle operations by name in the author's seq
+/// order (a create of a taken name, or an operation on a missing circle, is skipped with the
+/// reason).
 pub fn apply<V: ViewRows>(rows: &mut V, event: &Event) -> Result<(), V::Error> {
     let h = &event.header;
     let (author, seq, ts) = (h.author, h.seq.get(), h.timestamp.get());
@@ -380,6 +410,18 @@ pub fn apply<V: ViewRows>(rows: &mut V, event: &Event) -> Result<(), V::Error> {
                 None
             }
             Effect::Circle(op) => apply_circle(rows, &author, &event.hash, op)?,
+            Effect::Profile { name, about } => {
+                // Last by seq wins, whatever order the events (or late payloads) came in.
+                if rows.profile_seq(&author)?.is_none_or(|held| seq > held) {
+                    rows.put_profile(&ProfileRow {
+                        author,
+                        seq,
+                        name,
+                        about,
+                    })?;
+                }
+                None
+            }
             Effect::Skip(skip) => Some(skip),
         };
         if let Some(skip) = skip {
@@ -491,6 +533,17 @@ mod tests {
                 starred: false
             }]
         );
+        assert_eq!(
+            effects(&ev("PROFILE", json!({"name": "Ana", "about": "hi"}))),
+            vec![Effect::Profile {
+                name: "Ana".into(),
+                about: Some("hi".into())
+            }]
+        );
+        assert!(matches!(
+            effects(&ev("PROFILE", json!({"name": "Ana\u{1b}"})))[..],
+            [Effect::Skip(Skip::Schema(_))]
+        ));
         assert_eq!(
             effects(&ev("RECIPE", json!({"a": 1}))),
             vec![Effect::Skip(Skip::UnknownType)]

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 const DOC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
 
 /// Every marker the document must contain, and nothing else.
-const MARKERS: [&str; 18] = [
+const MARKERS: [&str; 28] = [
     "inputs",
     "author",
     "instance-id",
@@ -44,6 +44,16 @@ const MARKERS: [&str; 18] = [
     "host-unsigned",
     "host-message-hex",
     "host-declaration",
+    "profile-inputs",
+    "profile-payload",
+    "profile-event-line",
+    "salted-bucket",
+    "salted-inputs",
+    "salted-payload",
+    "salted-size",
+    "salted-hash",
+    "salted-event-line",
+    "salted-event-line-withheld",
 ];
 
 fn doc() -> String {
@@ -421,4 +431,236 @@ fn host_declaration_example() {
         .unwrap()
         .verify_strict(&message, &sig)
         .unwrap();
+}
+
+/// Padmé above the floor of 512, written from the document's words (section 9.4), without
+/// rhizome-core: E = floor(log2 n), S = floor(log2 E) + 1, round n up to a multiple of 2^(E-S).
+fn bucket_from_the_document(n: u64) -> u64 {
+    if n <= 512 {
+        return 512;
+    }
+    let e = (n as f64).log2().floor() as u32;
+    let s = (e as f64).log2().floor() as u32 + 1;
+    let step = 1u64 << (e - s);
+    n.div_ceil(step) * step
+}
+
+/// Section 9.4: a limited LIKE, salted and padded, as a host of the member receives it and as
+/// everyone else does (withheld).
+#[test]
+fn salted_payload_example() {
+    use rhizome_core::privacy::{padded_size, protect, SALT_BYTES};
+    let doc = doc();
+    assert_eq!(
+        text(&doc, "salted-bucket"),
+        "bucket(n) = 512 if n <= 512, else n rounded up to a multiple of 2^(E - S)"
+    );
+    for n in [
+        0, 1, 511, 512, 513, 544, 545, 1000, 4097, 5000, 70_000, 1_000_000,
+    ] {
+        assert_eq!(padded_size(n), bucket_from_the_document(n), "{n}");
+    }
+
+    let inputs: Value = serde_json::from_str(&text(&doc, "salted-inputs")).unwrap();
+    let keys: BTreeSet<&str> = inputs
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "seed",
+            "seq",
+            "prev",
+            "type",
+            "timestamp",
+            "payload",
+            "salt"
+        ])
+    );
+    let seed: [u8; 32] = hex::decode(inputs["seed"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(seed, inputs_seed(&doc));
+    // The member is the key of the seed 0x40..0x5f, the target the event of section 7.
+    let member = SecretKey::from_seed(&std::array::from_fn(|n| 0x40 + n as u8)).public_key();
+    assert_eq!(
+        inputs["payload"],
+        json!({"target": hex_string(&doc, "hash"),
+               "audience": {"circle": "family", "members": [member]}})
+    );
+    let salt: [u8; SALT_BYTES] = hex::decode(inputs["salt"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(salt, std::array::from_fn(|n| 0xa0 + n as u8));
+    let prev: Hash = inputs["prev"].as_str().unwrap().parse().unwrap();
+
+    // (a) rhizome-core.
+    let payload = protect(inputs["payload"].clone(), &salt).unwrap();
+    assert_eq!(
+        payload.canonical_bytes(),
+        text(&doc, "salted-payload").as_bytes()
+    );
+    assert_eq!(
+        payload.canonical_bytes().len().to_string(),
+        text(&doc, "salted-size")
+    );
+    assert_eq!(payload.hash().to_hex(), hex_string(&doc, "salted-hash"));
+    let sk = SecretKey::from_seed(&seed);
+    let ev = sign(
+        &sk,
+        Seq::new(inputs["seq"].as_u64().unwrap()).unwrap(),
+        Some(prev),
+        EventType::new(inputs["type"].as_str().unwrap()).unwrap(),
+        Timestamp::new(inputs["timestamp"].as_u64().unwrap()).unwrap(),
+        payload.clone(),
+    )
+    .unwrap();
+    assert_eq!(ev.to_line(), text(&doc, "salted-event-line").as_bytes());
+    assert_eq!(
+        ev.without_payload().to_line(),
+        text(&doc, "salted-event-line-withheld").as_bytes()
+    );
+    rhizome_core::schema::check("LIKE", payload.value()).unwrap();
+    for name in ["salted-event-line", "salted-event-line-withheld"] {
+        let back = Event::parse(text(&doc, name).as_bytes())
+            .unwrap()
+            .verify()
+            .unwrap();
+        assert_eq!(back.hash, ev.hash, "{name}");
+    }
+
+    // (b) General-purpose primitives: salt and an empty pad, measure, fill, canonicalize.
+    let mut v = inputs["payload"].clone();
+    v["audience"]["salt"] = json!(hex::encode(salt));
+    v["audience"]["pad"] = json!("");
+    let bare = serde_json_canonicalizer::to_vec(&v).unwrap().len() as u64;
+    assert!(doc.contains(&format!(
+        "With an empty `pad` the canonical payload is {bare} bytes, so its bucket is {} and `pad` is {}",
+        bucket_from_the_document(bare),
+        bucket_from_the_document(bare) - bare
+    )));
+    v["audience"]["pad"] = json!("0".repeat((bucket_from_the_document(bare) - bare) as usize));
+    let canonical = serde_json_canonicalizer::to_vec(&v).unwrap();
+    assert_eq!(canonical, text(&doc, "salted-payload").as_bytes());
+    assert_eq!(canonical.len() as u64, bucket_from_the_document(bare));
+    assert_eq!(sha256(&canonical).to_vec(), hex_bytes(&doc, "salted-hash"));
+    let header = json!({
+        "author": hex_string(&doc, "author"),
+        "payload_hash": hex::encode(sha256(&canonical)),
+        "payload_size": canonical.len(),
+        "prev": inputs["prev"],
+        "seq": inputs["seq"],
+        "timestamp": inputs["timestamp"],
+        "type": inputs["type"],
+    });
+    let hash = sha256(&serde_json_canonicalizer::to_vec(&header).unwrap());
+    let message = [&b"RHIZOME-EVENT-V1\n"[..], &hash[..]].concat();
+    let sig = SigningKey::from_bytes(&seed).sign(&message);
+    let mut line = header.clone();
+    line["hash"] = json!(hex::encode(hash));
+    line["sig"] = json!(hex::encode(sig.to_bytes()));
+    assert_eq!(
+        serde_json_canonicalizer::to_vec(&line).unwrap(),
+        text(&doc, "salted-event-line-withheld").as_bytes()
+    );
+    line["payload"] = v;
+    assert_eq!(
+        serde_json_canonicalizer::to_vec(&line).unwrap(),
+        text(&doc, "salted-event-line").as_bytes()
+    );
+}
+
+fn inputs_seed(doc: &str) -> [u8; 32] {
+    inputs(doc).seed
+}
+
+/// Section 5: the author of section 7 publishes its profile; the salted example of 9.4 follows
+/// it in the same feed.
+#[test]
+fn profile_example() {
+    let doc = doc();
+    let inputs: Value = serde_json::from_str(&text(&doc, "profile-inputs")).unwrap();
+    let keys: BTreeSet<&str> = inputs
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["seq", "prev", "type", "timestamp", "payload"])
+    );
+    assert_eq!(inputs["prev"], json!(hex_string(&doc, "hash")));
+    let seed = inputs_seed(&doc);
+
+    // (a) rhizome-core: the payload passes the PROFILE schema, and signs to the line.
+    let payload = Payload::new(inputs["payload"].clone()).unwrap();
+    assert_eq!(
+        rhizome_core::schema::check("PROFILE", payload.value()),
+        Ok(Some(rhizome_core::schema::Kind::Profile))
+    );
+    assert_eq!(
+        payload.canonical_bytes(),
+        text(&doc, "profile-payload").as_bytes()
+    );
+    assert!(doc.contains(&format!(
+        "(its `payload_size` is {})",
+        payload.canonical_bytes().len()
+    )));
+    let ev = sign(
+        &SecretKey::from_seed(&seed),
+        Seq::new(inputs["seq"].as_u64().unwrap()).unwrap(),
+        Some(inputs["prev"].as_str().unwrap().parse().unwrap()),
+        EventType::new(inputs["type"].as_str().unwrap()).unwrap(),
+        Timestamp::new(inputs["timestamp"].as_u64().unwrap()).unwrap(),
+        payload,
+    )
+    .unwrap();
+    assert_eq!(ev.to_line(), text(&doc, "profile-event-line").as_bytes());
+    let back = Event::parse(text(&doc, "profile-event-line").as_bytes())
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert_eq!(back, ev);
+    assert_eq!(
+        rhizome_core::views::effects(&back),
+        vec![rhizome_core::views::Effect::Profile {
+            name: "Ana Lima".into(),
+            about: Some("Teacher at the village school".into())
+        }]
+    );
+
+    // (b) General-purpose primitives.
+    let canonical = serde_json_canonicalizer::to_vec(&inputs["payload"]).unwrap();
+    let header = json!({
+        "author": hex_string(&doc, "author"),
+        "payload_hash": hex::encode(sha256(&canonical)),
+        "payload_size": canonical.len(),
+        "prev": inputs["prev"],
+        "seq": inputs["seq"],
+        "timestamp": inputs["timestamp"],
+        "type": inputs["type"],
+    });
+    let hash = sha256(&serde_json_canonicalizer::to_vec(&header).unwrap());
+    let message = [&b"RHIZOME-EVENT-V1\n"[..], &hash[..]].concat();
+    let mut line = header.clone();
+    line["hash"] = json!(hex::encode(hash));
+    line["sig"] = json!(hex::encode(
+        SigningKey::from_bytes(&seed).sign(&message).to_bytes()
+    ));
+    line["payload"] = inputs["payload"].clone();
+    assert_eq!(
+        serde_json_canonicalizer::to_vec(&line).unwrap(),
+        text(&doc, "profile-event-line").as_bytes()
+    );
+
+    // The salted example of 9.4 is the next event of the same feed.
+    let salted: Value = serde_json::from_str(&text(&doc, "salted-inputs")).unwrap();
+    assert_eq!(salted["prev"], json!(hex::encode(hash)));
+    assert_eq!(salted["seq"], 3);
 }

@@ -1,7 +1,7 @@
 -- Migration 2: the follow set and the materialized views. Same tables, columns, column order
 -- and primary keys as SQLite's, so that `view_digests` hashes the same rows in the same order:
 -- integers as bigint (`starred` as integer 0/1, not boolean), blobs as bytea, free strings (tag,
--- circle name, skip detail) as bytea holding UTF-8, codes as text COLLATE "C".
+-- circle name, profile name and about, skip detail) as bytea holding UTF-8, codes as text COLLATE "C".
 CREATE TABLE follows (author bytea PRIMARY KEY);
 INSERT INTO follows (author) SELECT public_key FROM local_authors ON CONFLICT DO NOTHING;
 CREATE TABLE v_timeline (ts bigint NOT NULL, hash bytea NOT NULL, author bytea NOT NULL,
@@ -21,6 +21,9 @@ CREATE TABLE v_circle_members (owner bytea NOT NULL, id bytea NOT NULL, member b
 CREATE TABLE v_tags (tag bytea NOT NULL, target bytea NOT NULL, author bytea NOT NULL,
     PRIMARY KEY (tag, target, author));
 CREATE INDEX v_tags_target ON v_tags (target);
+-- Each author's latest PROFILE (the name shown beside a key fingerprint).
+CREATE TABLE v_profiles (author bytea NOT NULL PRIMARY KEY, seq bigint NOT NULL,
+    name bytea NOT NULL, about bytea);
 CREATE TABLE v_skipped (hash bytea NOT NULL PRIMARY KEY, author bytea NOT NULL,
     seq bigint NOT NULL, type text COLLATE "C" NOT NULL, reason text COLLATE "C" NOT NULL,
     detail bytea NOT NULL);

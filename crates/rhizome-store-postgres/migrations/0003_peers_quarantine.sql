@@ -21,6 +21,8 @@ CREATE TABLE peer_hosts (
     PRIMARY KEY (instance_id, author)
 );
 CREATE TABLE blocked_authors (author bytea PRIMARY KEY);
+-- Instances blocked by id before any of their bundles was seen (their key is not known yet).
+CREATE TABLE blocked_instances (instance_id bytea PRIMARY KEY);
 CREATE TABLE quarantine (
     id text COLLATE "C" PRIMARY KEY, -- first 16 hex of SHA-256 of the bundle
     instance_id bytea NOT NULL,
@@ -30,7 +32,7 @@ CREATE TABLE quarantine (
     feeds bigint NOT NULL,
     invalid bigint NOT NULL,         -- lines that failed verification
     arrived_at bigint NOT NULL,
-    file bytea NOT NULL
+    blob bytea                       -- the held bundle: its blob id (SHA-256)
 );
 -- A blob's chunks are written under a random upload id in one transaction, and the blob row
 -- (named by the SHA-256 of all the bytes) is added by the same transaction when it finishes:

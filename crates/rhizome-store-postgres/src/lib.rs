@@ -89,9 +89,9 @@ use rhizome_store::{Result as StoreResult, StoreError};
 use rhizome_store::{ImportSession, LogStore, ViewStore};
 
 /// The migrations, in order: migration N upgrades the schema from version N-1 to N, and the
-/// table `rhizome_schema` records how many ran. A file whose text contains the line
-/// `-- rhizome: replay-views` also replays the log into the views after it runs. Files are
-/// history: never edited once released, only added.
+/// table `rhizome_schema` records how many ran. When a file that ran contains the line
+/// `-- rhizome: replay-views`, the log is replayed into the views once, after the last
+/// migration. Files are history: never edited once released, only added.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_log.sql"),
     include_str!("../migrations/0002_views.sql"),
@@ -350,16 +350,20 @@ impl PgStore {
                 }
                 .into());
             }
+            let mut replay = false;
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
                 c.client.batch_execute(sql)?;
-                if sql.lines().any(|l| l.trim() == "-- rhizome: replay-views") {
-                    views::replay(c, views::LIVE)?;
-                }
+                replay |= sql.lines().any(|l| l.trim() == "-- rhizome: replay-views");
                 let version = i as i32 + 1;
                 c.execute(
                     "UPDATE rhizome_schema SET version = $1 WHERE id = 1",
                     &[&version],
                 )?;
+            }
+            // Once, after the last migration: a replay fills every view table of this build,
+            // which all exist only then.
+            if replay {
+                views::replay(c, views::LIVE)?;
             }
             Ok(End::Commit(()))
         })

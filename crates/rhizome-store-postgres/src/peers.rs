@@ -170,11 +170,44 @@ impl PeerStore for PgStore {
     }
 
     fn set_trust(&mut self, id: &InstanceId, trust: Trust) -> StoreResult<bool> {
-        self.with(|c| {
-            Ok(c.execute(
+        let iid = &id.as_bytes()[..];
+        self.write(Retry::Conflicts, |c| {
+            if trust == Trust::Unknown {
+                c.execute(
+                    "DELETE FROM blocked_instances WHERE instance_id = $1",
+                    &[&iid],
+                )?;
+            }
+            let n = c.execute(
                 "UPDATE peers SET trust = $1 WHERE instance_id = $2",
-                &[&trust.as_str(), &&id.as_bytes()[..]],
-            )? == 1)
+                &[&trust.as_str(), &iid],
+            )?;
+            Ok(End::Commit(n == 1))
+        })
+    }
+
+    fn block_instance(&mut self, id: &InstanceId) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO blocked_instances (instance_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&&id.as_bytes()[..]],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn trust_of(&self, id: &InstanceId) -> StoreResult<Option<Trust>> {
+        self.with(|c| {
+            let r = c.query_one(
+                "SELECT (SELECT trust FROM peers WHERE instance_id = $1),
+                        EXISTS (SELECT 1 FROM blocked_instances WHERE instance_id = $1)",
+                &[&&id.as_bytes()[..]],
+            )?;
+            Ok(match (r.get::<_, Option<&str>>(0), r.get::<_, bool>(1)) {
+                (_, true) => Some(Trust::Blocked),
+                (Some(t), false) => Some(Trust::parse(t)),
+                (None, false) => None,
+            })
         })
     }
 

@@ -219,7 +219,7 @@ impl QuarantineStore for PgStore {
     fn hold(&mut self, h: &Held) -> StoreResult<bool> {
         self.with(|c| {
             Ok(c.execute(
-                "INSERT INTO quarantine (id, instance_id, public_key, name, events, feeds, invalid, arrived_at, file)
+                "INSERT INTO quarantine (id, instance_id, public_key, name, events, feeds, invalid, arrived_at, blob)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
                 &[
                     &h.id,
@@ -230,7 +230,7 @@ impl QuarantineStore for PgStore {
                     &(h.feeds as i64),
                     &(h.invalid as i64),
                     &(h.arrived_at as i64),
-                    &h.file.as_bytes(),
+                    &h.blob.as_ref().map(|b| &b.0.as_bytes()[..]),
                 ],
             )? == 1)
         })
@@ -239,7 +239,7 @@ impl QuarantineStore for PgStore {
     fn held(&self) -> StoreResult<Vec<Held>> {
         self.with(|c| {
             c.query(
-                "SELECT id, instance_id, public_key, name, events, feeds, invalid, arrived_at, file
+                "SELECT id, instance_id, public_key, name, events, feeds, invalid, arrived_at, blob
                  FROM quarantine ORDER BY arrived_at, id",
                 &[],
             )?
@@ -254,7 +254,10 @@ impl QuarantineStore for PgStore {
                     feeds: u64_col(r.get(5)),
                     invalid: u64_col(r.get(6)),
                     arrived_at: u64_col(r.get(7)),
-                    file: text_col(r.get(8), "quarantine.file")?,
+                    blob: r
+                        .get::<_, Option<&[u8]>>(8)
+                        .map(|b| crate::hash_col(b, "quarantine.blob").map(BlobId))
+                        .transpose()?,
                 })
             })
             .collect()

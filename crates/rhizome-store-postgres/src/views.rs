@@ -20,12 +20,12 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rhizome_core::views::{
-    self as rhizome_views, ReplyRow, SkipRow, StarRow, TimelineRow, ViewRows,
+    self as rhizome_views, ProfileRow, ReplyRow, SkipRow, StarRow, TimelineRow, ViewRows,
 };
 use rhizome_core::{Event, Hash, PublicKey};
 use rhizome_store::{
-    Circle, Cursor, Reply, Result as StoreResult, Skipped, TableDigest, TimelineItem, ViewCheck,
-    ViewStore,
+    Circle, Cursor, Profile, Reply, Result as StoreResult, Skipped, TableDigest, TimelineItem,
+    ViewCheck, ViewStore,
 };
 
 use crate::log::{decode_event, events_after};
@@ -108,6 +108,16 @@ const TABLES: &[Table] = &[
         key: "tag, target, author",
     },
     Table {
+        name: "v_profiles",
+        cols: &[
+            ("author", Blob),
+            ("seq", Int),
+            ("name", TextBytes),
+            ("about", TextBytes),
+        ],
+        key: "author",
+    },
+    Table {
         name: "v_skipped",
         cols: &[
             ("hash", Blob),
@@ -163,6 +173,9 @@ pub(crate) struct ViewBuf {
     circles_dirty: BTreeSet<(PublicKey, Hash)>,
     /// Membership changes: true to add, false to remove (the last change wins).
     members: BTreeMap<(PublicKey, Hash, PublicKey), bool>,
+    /// Profile rows as the batch sees them (None: absent), and those written.
+    profiles: HashMap<PublicKey, Option<ProfileRow>>,
+    profiles_dirty: BTreeSet<PublicKey>,
 }
 
 impl ViewBuf {
@@ -180,6 +193,8 @@ impl ViewBuf {
             circles: HashMap::new(),
             circles_dirty: BTreeSet::new(),
             members: BTreeMap::new(),
+            profiles: HashMap::new(),
+            profiles_dirty: BTreeSet::new(),
         }
     }
 
@@ -192,6 +207,7 @@ impl ViewBuf {
     ) -> Result<()> {
         let mut stars: BTreeSet<(PublicKey, Hash)> = BTreeSet::new();
         let mut owners: BTreeSet<PublicKey> = BTreeSet::new();
+        let mut profiles: BTreeSet<PublicKey> = BTreeSet::new();
         for ev in events {
             let author = ev.header.author;
             match ev.header.kind.as_str() {
@@ -208,6 +224,9 @@ impl ViewBuf {
                 }
                 "CIRCLE_UPDATE" if !self.circles.contains_key(&author) => {
                     owners.insert(author);
+                }
+                "PROFILE" if !self.profiles.contains_key(&author) => {
+                    profiles.insert(author);
                 }
                 _ => {}
             }
@@ -231,6 +250,20 @@ impl ViewBuf {
                     starred: r.get::<_, i32>(3) != 0,
                 };
                 self.stars.insert((row.author, row.target), Some(row));
+            }
+        }
+        if !profiles.is_empty() {
+            let a: Vec<&[u8]> = profiles.iter().map(b).collect();
+            let sql = format!(
+                "SELECT author, seq, name, about FROM {} WHERE author = ANY($1)",
+                self.tables.t("v_profiles")
+            );
+            for author in &profiles {
+                self.profiles.insert(*author, None);
+            }
+            for r in c.query(&sql, &[&a])? {
+                let row = profile_row(&r)?;
+                self.profiles.insert(row.author, Some(row));
             }
         }
         if !owners.is_empty() {
@@ -384,6 +417,30 @@ impl ViewBuf {
                     t("v_stars")
                 ),
                 &[&au, &target, &seq, &starred],
+            )?;
+        }
+        let profiles: Vec<&ProfileRow> = self
+            .profiles_dirty
+            .iter()
+            .filter_map(|k| self.profiles.get(k).and_then(Option::as_ref))
+            .collect();
+        for rows in profiles.chunks(CHUNK) {
+            let au: Vec<&[u8]> = rows.iter().map(|r| b(&r.author)).collect();
+            let seq: Vec<i64> = rows.iter().map(|r| r.seq as i64).collect();
+            let name: Vec<&[u8]> = rows.iter().map(|r| r.name.as_bytes()).collect();
+            let about: Vec<Option<&[u8]>> = rows
+                .iter()
+                .map(|r| r.about.as_ref().map(|a| a.as_bytes()))
+                .collect();
+            c.execute(
+                &format!(
+                    "INSERT INTO {} (author, seq, name, about)
+                     SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bytea[], $4::bytea[])
+                     ON CONFLICT (author) DO UPDATE
+                         SET seq = excluded.seq, name = excluded.name, about = excluded.about",
+                    t("v_profiles")
+                ),
+                &[&au, &seq, &name, &about],
             )?;
         }
         if !self.circles_dirty.is_empty() {
@@ -541,6 +598,30 @@ impl ViewRows for Rows<'_> {
         Ok(())
     }
 
+    fn profile_seq(&mut self, author: &PublicKey) -> Result<Option<u64>> {
+        if let Some(known) = self.buf.profiles.get(author) {
+            return Ok(known.as_ref().map(|p| p.seq));
+        }
+        let sql = format!(
+            "SELECT author, seq, name, about FROM {} WHERE author = $1",
+            self.buf.tables.t("v_profiles")
+        );
+        let row = self
+            .c
+            .query_opt(&sql, &[&b(author)])?
+            .map(|r| profile_row(&r))
+            .transpose()?;
+        let seq = row.as_ref().map(|p| p.seq);
+        self.buf.profiles.insert(*author, row);
+        Ok(seq)
+    }
+
+    fn put_profile(&mut self, r: &ProfileRow) -> Result<()> {
+        self.buf.profiles.insert(r.author, Some(r.clone()));
+        self.buf.profiles_dirty.insert(r.author);
+        Ok(())
+    }
+
     fn insert_skip(&mut self, r: &SkipRow) -> Result<()> {
         self.buf.skips.push(r.clone());
         Ok(())
@@ -552,6 +633,19 @@ impl ViewRows for Rows<'_> {
         self.buf.unskip.push(*hash);
         Ok(())
     }
+}
+
+/// A row of `v_profiles` (author, seq, name, about).
+fn profile_row(r: &postgres::Row) -> Result<ProfileRow> {
+    Ok(ProfileRow {
+        author: key_col(r.get(0), "v_profiles.author")?,
+        seq: u64_col(r.get(1)),
+        name: text_col(r.get(2), "v_profiles.name")?,
+        about: r
+            .get::<_, Option<Vec<u8>>>(3)
+            .map(|a| text_col(a, "v_profiles.about"))
+            .transpose()?,
+    })
 }
 
 /// Applies one stored event to the views, into the batch's buffer.
@@ -952,6 +1046,25 @@ impl ViewStore for PgStore {
             .into_iter()
             .map(|r| text_col(r.get(0), "v_tags.tag"))
             .collect()
+        })
+    }
+
+    fn profile(&self, author: &PublicKey) -> StoreResult<Option<Profile>> {
+        self.with(|c| {
+            c.query_opt(
+                "SELECT author, seq, name, about FROM v_profiles WHERE author = $1",
+                &[&b(author)],
+            )?
+            .map(|r| {
+                let p = profile_row(&r)?;
+                Ok(Profile {
+                    author: p.author,
+                    seq: p.seq,
+                    name: p.name,
+                    about: p.about,
+                })
+            })
+            .transpose()
         })
     }
 

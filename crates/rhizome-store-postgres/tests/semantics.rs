@@ -82,6 +82,16 @@ fn same_batches_same_outcomes_and_reads_as_sqlite() {
         .unwrap()
         .iter()
         .any(|(t, _)| t == "nul\u{0}tag"));
+    let about = |s: &dyn Store| {
+        (40..45)
+            .filter_map(|i| s.profile(&key(i).public_key()).unwrap())
+            .filter(|p| p.about.as_deref() == Some("a\u{0}b"))
+            .count()
+    };
+    assert!(
+        about(&pg) > 0 && about(&pg) == about(&lite),
+        "profiles with U+0000"
+    );
     let all: Vec<_> = events.iter().chain(&whole).cloned().collect();
     assert_same_reads(&lite, &pg, &all);
 
@@ -508,14 +518,14 @@ fn blobs_are_stored_in_chunks_whole_or_not_at_all() {
         feeds: 2,
         invalid: 1,
         arrived_at: 99,
-        file: id.to_string(),
+        blob: Some(id),
     };
     assert!(pg.hold(&held).unwrap());
     assert!(!pg.hold(&held).unwrap());
     let list = pg.held().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].name, held.name);
-    assert_eq!(list[0].file, held.file);
+    assert_eq!(list[0].blob, Some(id));
     assert!(pg.release(&held.id).unwrap());
     assert!(!pg.release(&held.id).unwrap());
 }

@@ -30,9 +30,10 @@ use rhizome_core::{Event, Hash, InstanceId, PublicKey, Seq, Signature, Timestamp
 use rhizome_store::{KeyStore, Result as StoreResult, StoreError};
 
 /// The migrations, in order: migration N upgrades the schema from version N-1 to N, and
-/// `PRAGMA user_version` records how many ran. A file whose text contains the line
-/// `-- rhizome: replay-views` also replays the log into the views after it runs. Files are
-/// history: they are never edited once released, only added.
+/// `PRAGMA user_version` records how many ran. When a file that ran contains the line
+/// `-- rhizome: replay-views`, the log is replayed into the views once, after the last
+/// migration (a replay fills every view table of this build, which all exist only then).
+/// Files are history: they are never edited once released, only added.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_views.sql"),
@@ -40,6 +41,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_peers_pending_forks.sql"),
     include_str!("../migrations/0005_blocked_quarantine.sql"),
     include_str!("../migrations/0006_privacy.sql"),
+    include_str!("../migrations/0007_quarantine_blobs_blocked_ids.sql"),
+    include_str!("../migrations/0008_profiles.sql"),
 ];
 
 /// Current schema version of this build: the number of migrations.
@@ -192,12 +195,14 @@ impl SqliteStore {
                 .map_err(|e| classify(&path, e))?;
             // Another process may have migrated while we waited for the lock.
             let now: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let mut replay = false;
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(now as usize) {
                 tx.execute_batch(sql).map_err(|e| classify(&path, e))?;
-                if sql.lines().any(|l| l.trim() == "-- rhizome: replay-views") {
-                    log::replay_views(&tx, "main")?;
-                }
+                replay |= sql.lines().any(|l| l.trim() == "-- rhizome: replay-views");
                 tx.pragma_update(None, "user_version", i as u32 + 1)?;
+            }
+            if replay {
+                log::replay_views(&tx, "main")?;
             }
             tx.commit().map_err(|e| classify(&path, e))?;
             Ok(())

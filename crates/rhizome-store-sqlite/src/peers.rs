@@ -1,7 +1,7 @@
 //! Other instances ([`PeerStore`]): trust, the `sent` and `acked` clocks kept apart (a lost
 //! stick loses nothing), what their manifests publish, and blocked authors.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use rhizome_core::privacy::HostDeclaration;
 use rhizome_core::{Clock, InstanceId, PublicKey};
@@ -136,14 +136,50 @@ impl PeerStore for SqliteStore {
 
     fn set_trust(&mut self, id: &InstanceId, trust: Trust) -> StoreResult<bool> {
         run(|| {
-            let n = self
-                .conn
+            let tx = self.write_tx()?;
+            if trust == Trust::Unknown {
+                tx.execute(
+                    "DELETE FROM blocked_instances WHERE instance_id = ?1",
+                    [&id.as_bytes()[..]],
+                )?;
+            }
+            let n = tx.execute(
+                "UPDATE peers SET trust = ?1 WHERE instance_id = ?2",
+                params![trust.as_str(), &id.as_bytes()[..]],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+    }
+
+    fn block_instance(&mut self, id: &InstanceId) -> StoreResult<()> {
+        run(|| {
+            self.conn
                 .execute(
-                    "UPDATE peers SET trust = ?1 WHERE instance_id = ?2",
-                    params![trust.as_str(), &id.as_bytes()[..]],
+                    "INSERT OR IGNORE INTO blocked_instances (instance_id) VALUES (?1)",
+                    [&id.as_bytes()[..]],
                 )
                 .map_err(|e| classify(&self.path, e))?;
-            Ok(n == 1)
+            Ok(())
+        })
+    }
+
+    fn trust_of(&self, id: &InstanceId) -> StoreResult<Option<Trust>> {
+        run(|| {
+            let row: Option<(Option<String>, bool)> = self
+                .conn
+                .query_row(
+                    "SELECT (SELECT trust FROM peers WHERE instance_id = ?1),
+                            EXISTS (SELECT 1 FROM blocked_instances WHERE instance_id = ?1)",
+                    [&id.as_bytes()[..]],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(match row {
+                Some((_, true)) => Some(Trust::Blocked),
+                Some((Some(t), false)) => Some(Trust::parse(&t)),
+                _ => None,
+            })
         })
     }
 

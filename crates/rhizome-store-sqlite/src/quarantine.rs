@@ -110,8 +110,8 @@ impl QuarantineStore for SqliteStore {
     fn hold(&mut self, h: &Held) -> StoreResult<bool> {
         run(|| {
             let n = self.conn.execute(
-            "INSERT OR IGNORE INTO quarantine (id, instance_id, public_key, name, events, feeds, invalid, arrived_at, file)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT OR IGNORE INTO quarantine (id, instance_id, public_key, name, events, feeds, invalid, arrived_at, file, blob)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9)",
             params![
                 h.id,
                 &h.instance_id.as_bytes()[..],
@@ -121,7 +121,7 @@ impl QuarantineStore for SqliteStore {
                 h.feeds as i64,
                 h.invalid as i64,
                 h.arrived_at as i64,
-                h.file
+                h.blob.map(|b| b.0.as_bytes().to_vec())
             ],
         ).map_err(|e| classify(&self.path, e))?;
             Ok(n == 1)
@@ -131,7 +131,7 @@ impl QuarantineStore for SqliteStore {
     fn held(&self) -> StoreResult<Vec<Held>> {
         run(|| {
             let mut stmt = self.conn.prepare(
-            "SELECT id, instance_id, public_key, name, events, feeds, invalid, arrived_at, file FROM quarantine ORDER BY arrived_at, id",
+            "SELECT id, instance_id, public_key, name, events, feeds, invalid, arrived_at, blob FROM quarantine ORDER BY arrived_at, id",
         )?;
             let rows = stmt
                 .query_map([], |r| {
@@ -144,12 +144,12 @@ impl QuarantineStore for SqliteStore {
                         r.get::<_, i64>(5)?,
                         r.get::<_, i64>(6)?,
                         r.get::<_, i64>(7)?,
-                        r.get::<_, String>(8)?,
+                        r.get::<_, Option<Vec<u8>>>(8)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
-                .map(|(id, inst, key, name, events, feeds, invalid, at, file)| {
+                .map(|(id, inst, key, name, events, feeds, invalid, at, blob)| {
                     Ok(Held {
                         id,
                         instance_id: instance_col(&inst, "quarantine.instance_id")?,
@@ -159,7 +159,9 @@ impl QuarantineStore for SqliteStore {
                         feeds: feeds as u64,
                         invalid: invalid as u64,
                         arrived_at: at as u64,
-                        file,
+                        blob: blob
+                            .map(|b| crate::hash_col(&b, "quarantine.blob").map(BlobId))
+                            .transpose()?,
                     })
                 })
                 .collect()

@@ -12,12 +12,12 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
 use rhizome_core::views::{
-    self as rhizome_views, ReplyRow, SkipRow, StarRow, TimelineRow, ViewRows,
+    self as rhizome_views, ProfileRow, ReplyRow, SkipRow, StarRow, TimelineRow, ViewRows,
 };
 use rhizome_core::{Event, Hash, PublicKey};
 use rhizome_store::{
-    Circle, Cursor, Reply, Result as StoreResult, Skipped, TableDigest, TimelineItem, ViewCheck,
-    ViewStore,
+    Circle, Cursor, Profile, Reply, Result as StoreResult, Skipped, TableDigest, TimelineItem,
+    ViewCheck, ViewStore,
 };
 
 use crate::{key_col, run, Error, Result, SqliteStore};
@@ -68,6 +68,12 @@ const TABLES: &[(&str, &str, &str)] = &[
             PRIMARY KEY (tag, target, author)) WITHOUT ROWID;
          CREATE INDEX {s}.v_tags_target ON v_tags (target);",
         "tag, target, author",
+    ),
+    (
+        "v_profiles",
+        "CREATE TABLE {s}.v_profiles (author BLOB NOT NULL PRIMARY KEY, seq INTEGER NOT NULL,
+            name TEXT NOT NULL, about TEXT) WITHOUT ROWID;",
+        "author",
     ),
     (
         "v_skipped",
@@ -226,6 +232,26 @@ impl ViewRows for Rows<'_, '_> {
                 "DELETE FROM {s}.v_circle_members WHERE owner = ?1 AND id = ?2 AND member = ?3"
             ))?
             .execute(params![b(owner), h(id), b(member)])?;
+        Ok(())
+    }
+
+    fn profile_seq(&mut self, author: &PublicKey) -> Result<Option<u64>> {
+        let s = self.s;
+        Ok(self
+            .tx
+            .prepare_cached(&format!("SELECT seq FROM {s}.v_profiles WHERE author = ?1"))?
+            .query_row([b(author)], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|seq| seq as u64))
+    }
+
+    fn put_profile(&mut self, r: &ProfileRow) -> Result<()> {
+        let s = self.s;
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT OR REPLACE INTO {s}.v_profiles (author, seq, name, about) VALUES (?1, ?2, ?3, ?4)"
+            ))?
+            .execute(params![b(&r.author), r.seq as i64, r.name, r.about])?;
         Ok(())
     }
 
@@ -498,6 +524,25 @@ pub(crate) fn tags_of(conn: &rusqlite::Connection, target: &Hash) -> Result<Vec<
     Ok(rows)
 }
 
+pub(crate) fn profile(conn: &rusqlite::Connection, author: &PublicKey) -> Result<Option<Profile>> {
+    let row = conn
+        .prepare_cached("SELECT seq, name, about FROM v_profiles WHERE author = ?1")?
+        .query_row([b(author)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .optional()?;
+    Ok(row.map(|(seq, name, about)| Profile {
+        author: *author,
+        seq: seq as u64,
+        name,
+        about,
+    }))
+}
+
 pub(crate) fn skipped(conn: &rusqlite::Connection) -> Result<Vec<Skipped>> {
     let mut stmt = conn.prepare_cached(
         "SELECT hash, author, seq, type, reason, detail FROM v_skipped ORDER BY author, seq",
@@ -642,6 +687,10 @@ impl ViewStore for SqliteStore {
 
     fn tags_of(&self, target: &Hash) -> StoreResult<Vec<String>> {
         run(|| tags_of(&self.conn, target))
+    }
+
+    fn profile(&self, author: &PublicKey) -> StoreResult<Option<Profile>> {
+        run(|| profile(&self.conn, author))
     }
 
     fn skipped(&self) -> StoreResult<Vec<Skipped>> {

@@ -1,181 +1,45 @@
-//! The conformance suite every `Store` backend must pass. Each test takes a fresh store from
-//! `backends()`; a PostgreSQL backend joins the list when it exists.
+//! The SQLite backend against the conformance suite of `rhizome-store-tests` (one `#[test]`
+//! per case), then what only SQLite has: its file, `user_version`, its migrations and the
+//! read-only open.
 #![allow(clippy::unwrap_used)]
 
 use rhizome_core::event::{sign, EventType, Payload};
+use rhizome_core::privacy::Audience;
 use rhizome_core::sealed::plain;
-use rhizome_core::{Hash, SecretKey, Seq, Timestamp, VerifiedEvent};
-use rhizome_store::{Identity, LocalAuthor, Outcome, Store, StoreError};
+use rhizome_core::{SecretKey, Seq, Timestamp, VerifiedEvent};
+use rhizome_store::prelude::*;
+use rhizome_store::{Identity, LocalAuthor, Outcome, StoreError};
 use rhizome_store_sqlite::SqliteStore;
+use rhizome_store_tests::Fresh;
 use serde_json::json;
-use std::ops::ControlFlow;
 
-fn backends() -> Vec<(Box<dyn Store>, tempfile::TempDir)> {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("rhizome.db")).unwrap();
-    vec![(Box::new(store), dir)]
-}
-
-fn chain(sk: &SecretKey, n: u64) -> Vec<VerifiedEvent> {
-    let mut prev = None;
-    (1..=n)
-        .map(|i| {
-            let ev = sign(
-                sk,
-                Seq::new(i).unwrap(),
-                prev,
-                EventType::new("POST").unwrap(),
-                Timestamp::new(1000 + i).unwrap(),
-                Payload::new(json!({ "text": format!("post {i}") })).unwrap(),
-            )
-            .unwrap();
-            prev = Some(ev.hash);
-            ev
-        })
-        .collect()
-}
-
-#[test]
-fn append_extends_feeds_and_reports_each_outcome() {
-    for (mut store, _dir) in backends() {
-        let sk = SecretKey::from_seed(&[1; 32]);
-        let evs = chain(&sk, 5);
-        assert_eq!(store.append(&evs[..3]).unwrap(), vec![Outcome::Inserted; 3]);
-        // Duplicate, gap, then the right next one, in one call.
-        let out = store
-            .append(&[evs[1].clone(), evs[4].clone(), evs[3].clone()])
-            .unwrap();
-        assert_eq!(
-            out,
-            vec![
-                Outcome::Duplicate,
-                Outcome::Gap { head: 3 },
-                Outcome::Inserted
-            ]
-        );
-        assert_eq!(
-            store.head(&sk.public_key()).unwrap(),
-            Some((Seq::new(4).unwrap(), evs[3].hash))
-        );
-
-        // A different event at seq 2 is a fork; one at seq 5 with a wrong prev is refused.
-        let other = chain(&sk, 2).pop().unwrap();
-        let forged = sign(
-            &sk,
-            Seq::new(2).unwrap(),
-            Some(evs[0].hash),
-            EventType::new("POST").unwrap(),
-            Timestamp::new(5).unwrap(),
-            Payload::new(json!({"text": "equivocation"})).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(other, evs[1]);
-        assert_eq!(
-            store.append(&[forged]).unwrap(),
-            vec![Outcome::Fork {
-                existing: evs[1].hash
-            }]
-        );
-        let wrong_prev = sign(
-            &sk,
-            Seq::new(5).unwrap(),
-            Some(Hash::digest(b"elsewhere")),
-            EventType::new("POST").unwrap(),
-            Timestamp::new(5).unwrap(),
-            Payload::new(json!({"text": "x"})).unwrap(),
-        )
-        .unwrap();
-        assert!(matches!(
-            store.append(&[wrong_prev]).unwrap()[0],
-            Outcome::PrevMismatch { .. }
-        ));
-        assert_eq!(store.stats().unwrap().events, 4);
+/// A fresh SQLite store in a temporary directory (removed after the store is closed).
+fn sqlite() -> Fresh {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(&dir.path().join("rhizome.db")).expect("opening a new store");
+    Fresh {
+        store: Box::new(store),
+        guard: Box::new(dir),
     }
 }
 
-#[test]
-fn stored_events_read_back_identically_and_verify() {
-    for (mut store, _dir) in backends() {
-        let a = SecretKey::from_seed(&[2; 32]);
-        let b = SecretKey::from_seed(&[3; 32]);
-        let mut all = chain(&a, 3);
-        all.extend(chain(&b, 2));
-        all.push(chain(&b, 3).pop().unwrap().without_payload());
-        store.append(&all).unwrap();
-        for ev in &all {
-            let got = store.get(&ev.hash).unwrap().unwrap();
-            assert_eq!(&got, &**ev);
-            assert_eq!(got.to_line(), ev.to_line());
-            got.verify().unwrap();
-        }
-        assert_eq!(store.get(&Hash::digest(b"none")).unwrap(), None);
-        let mut seen = Vec::new();
-        store
-            .for_each_event(Some(&b.public_key()), &mut |e| {
-                seen.push(e.unwrap().header.seq.get());
-                ControlFlow::Continue(())
-            })
-            .unwrap();
-        assert_eq!(seen, vec![1, 2, 3]);
-        let clock = store.clock().unwrap();
-        assert_eq!(
-            (clock.get(&a.public_key()), clock.get(&b.public_key())),
-            (3, 3)
-        );
-        let prefix = &all[0].hash.to_hex()[..10];
-        assert_eq!(store.find_by_prefix(prefix, 5).unwrap(), vec![all[0].hash]);
-        assert_eq!(store.find_by_prefix("zz", 5).unwrap(), vec![]);
-    }
-}
+rhizome_store_tests::conformance!(sqlite);
 
-#[test]
-fn identity_and_authors() {
-    for (mut store, _dir) in backends() {
-        assert!(matches!(store.identity(), Err(StoreError::NotInitialized)));
-        let inst = SecretKey::from_seed(&[4; 32]);
-        let me = SecretKey::from_seed(&[5; 32]);
-        let id = Identity {
-            name: "school".into(),
-            public_key: inst.public_key(),
-            secret: plain(&inst),
-            created_at: 1,
-        };
-        let first = LocalAuthor {
-            name: "ana".into(),
-            public_key: me.public_key(),
-            secret: plain(&me),
-            is_default: true,
-        };
-        store.init(&id, &first).unwrap();
-        assert!(matches!(
-            store.init(&id, &first),
-            Err(StoreError::AlreadyInitialized)
-        ));
-        assert!(matches!(
-            store.add_author(&first),
-            Err(StoreError::AuthorExists(_))
-        ));
-        let other = SecretKey::from_seed(&[6; 32]);
-        store
-            .add_author(&LocalAuthor {
-                name: "bo".into(),
-                public_key: other.public_key(),
-                secret: plain(&other),
-                is_default: false,
-            })
-            .unwrap();
-        assert_eq!(store.author(None).unwrap().name, "ana");
-        assert_eq!(
-            store.author(Some("bo")).unwrap().public_key,
-            other.public_key()
-        );
-        assert!(matches!(
-            store.author(Some("cy")),
-            Err(StoreError::UnknownAuthor(_))
-        ));
-        assert_eq!(store.identity().unwrap().name, "school");
-        assert_eq!(store.authors().unwrap().len(), 2);
-    }
+fn post(
+    sk: &SecretKey,
+    seq: u64,
+    prev: Option<rhizome_core::Hash>,
+    payload: serde_json::Value,
+) -> VerifiedEvent {
+    sign(
+        sk,
+        Seq::new(seq).unwrap(),
+        prev,
+        EventType::new("POST").unwrap(),
+        Timestamp::new(1000 + seq).unwrap(),
+        Payload::new(payload).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -202,4 +66,146 @@ fn newer_schema_is_refused() {
         matches!(err, StoreError::NewerSchema { found: 999, .. }),
         "{err}"
     );
+    let err = SqliteStore::open_read_only(&path).err().unwrap();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 999, .. }),
+        "read-only open: {err}"
+    );
+}
+
+/// A store from before schema 8 gets its profile view on open, filled from the log.
+#[test]
+fn schema_8_migration_fills_the_profile_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rhizome.db");
+    let key = SecretKey::from_seed(&[6; 32]);
+    let profile = sign(
+        &key,
+        Seq::FIRST,
+        None,
+        EventType::new("PROFILE").unwrap(),
+        Timestamp::new(1_001).unwrap(),
+        Payload::new(json!({"name": "Old"})).unwrap(),
+    )
+    .unwrap();
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        store.append(&[profile]).unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE v_profiles; PRAGMA user_version = 7;")
+            .unwrap();
+    }
+    let mut store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 8);
+    assert_eq!(
+        store.profile(&key.public_key()).unwrap().unwrap().name,
+        "Old"
+    );
+    assert!(store.check_views().is_ok_and(|c| c.ok()));
+}
+
+/// A store from before schema 6: the migration rebuilds the index of limited payloads from the
+/// stored payloads.
+#[test]
+fn schema_6_migration_replays_the_limited_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rhizome.db");
+    let author = SecretKey::from_seed(&[1; 32]);
+    let member = SecretKey::from_seed(&[2; 32]).public_key();
+    let public = post(&author, 1, None, json!({"text": "hello"}));
+    let limited = post(
+        &author,
+        2,
+        Some(public.hash),
+        json!({"text": "secret", "audience": {"circle": "c", "members": [member]}}),
+    );
+    let broken = post(
+        &author,
+        3,
+        Some(limited.hash),
+        json!({"text": "odd", "audience": {"members": "everyone"}}),
+    );
+    let a = author.public_key();
+    let expect = vec![
+        (2, Audience::Limited(vec![member])),
+        // Malformed: limited to the author alone, never public.
+        (3, Audience::Limited(vec![])),
+    ];
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.append(&[public, limited, broken]).unwrap(),
+            vec![Outcome::Inserted; 3]
+        );
+        assert_eq!(store.limited(&a, 1, 10).unwrap(), expect);
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE limited; DROP TABLE local_hosts; DROP TABLE peer_hosts;
+             ALTER TABLE peers DROP COLUMN age_recipient;
+             ALTER TABLE quarantine DROP COLUMN blob; DROP TABLE blocked_instances;
+             DROP TABLE v_profiles; PRAGMA user_version = 5;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        rhizome_store_sqlite::SCHEMA_VERSION
+    );
+    assert_eq!(store.limited(&a, 1, 10).unwrap(), expect);
+}
+
+/// A store opened read-only (a stick mounted read-only) reads everything and refuses writes
+/// with `ReadOnly`, leaving the file as it was.
+#[test]
+fn read_only_open_reads_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rhizome.db");
+    let author = SecretKey::from_seed(&[1; 32]);
+    let first = post(&author, 1, None, json!({"text": "one"}));
+    let second = post(&author, 2, Some(first.hash), json!({"text": "two"}));
+    {
+        let mut store = SqliteStore::open(&path).unwrap();
+        let inst = SecretKey::from_seed(&[9; 32]);
+        store
+            .init(
+                &Identity {
+                    name: "stick".into(),
+                    public_key: inst.public_key(),
+                    secret: plain(&inst),
+                    created_at: 1,
+                },
+                &LocalAuthor {
+                    name: "ana".into(),
+                    public_key: author.public_key(),
+                    secret: plain(&author),
+                    is_default: true,
+                },
+            )
+            .unwrap();
+        store.append(std::slice::from_ref(&first)).unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+
+    let mut store = SqliteStore::open_read_only(&path).unwrap();
+    assert_eq!(store.identity().unwrap().name, "stick");
+    assert_eq!(store.get(&first.hash).unwrap().as_ref(), Some(&*first));
+    assert_eq!(store.clock().unwrap().get(&author.public_key()), 1);
+    let err = store.append(&[second]).err().unwrap();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "append: {err}");
+    let err = store.follow(&author.public_key()).err().unwrap();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "follow: {err}");
+    drop(store);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file changed");
+
+    // An empty file is no instance, and stays empty.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let err = SqliteStore::open_existing(&empty).err().unwrap();
+    assert!(matches!(err, StoreError::NotInitialized), "{err}");
+    assert_eq!(std::fs::read(&empty).unwrap(), b"");
 }

@@ -250,8 +250,9 @@ pub struct Held {
     pub invalid: u64,
     /// When it arrived, ms since the epoch.
     pub arrived_at: u64,
-    /// Where the held copy is.
-    pub file: String,
+    /// The held copy, by content. `None` for a bundle held by a Rhizome before schema 7,
+    /// which kept it as the file `<home>/quarantine/<id>.bundle`.
+    pub blob: Option<BlobId>,
 }
 
 /// Direction of an exchange with a peer.
@@ -380,6 +381,19 @@ pub struct Circle {
     pub id: Hash,
     /// Members, by key.
     pub members: Vec<PublicKey>,
+}
+
+/// An author's latest profile (PROTOCOL 5, `PROFILE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    /// The author.
+    pub author: PublicKey,
+    /// Seq of the PROFILE event shown.
+    pub seq: u64,
+    /// The name the author goes by (not unique).
+    pub name: String,
+    /// A few words about the author.
+    pub about: Option<String>,
 }
 
 /// An event the views skipped.

@@ -13,10 +13,12 @@ use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, Seq, VerifiedEvent
 
 use crate::{
     BatchResult, Circle, Cursor, Direction, ForkRecord, Held, Identity, LocalAuthor, LogStats,
-    Outcome, Peer, RangePlan, Reply, Result, Skipped, TableDigest, TimelineItem, Trust, ViewCheck,
+    Outcome, Peer, Profile, RangePlan, Reply, Result, Skipped, TableDigest, TimelineItem, Trust,
+    ViewCheck,
 };
 
-/// The instance identity, local authors and their host declarations.
+/// The instance identity, local authors and their host declarations. A local author is
+/// followed from the moment `init` or `add_author` adds it.
 pub trait KeyStore {
     /// Schema version of the open database.
     fn schema_version(&self) -> Result<u32>;
@@ -54,9 +56,11 @@ pub trait LogStore {
     fn append(&mut self, events: &[VerifiedEvent]) -> Result<Vec<Outcome>>;
     /// The event with this hash.
     fn get(&self, hash: &Hash) -> Result<Option<Event>>;
-    /// Hashes of stored events starting with this lowercase hex prefix (at most `limit`).
+    /// Hashes of stored events starting with this lowercase hex prefix (at most `limit`). A
+    /// prefix that is empty, longer than 64 or not lowercase hex matches nothing (no error).
     fn find_by_prefix(&self, hex_prefix: &str, limit: usize) -> Result<Vec<Hash>>;
-    /// Visits stored events in (feed, seq) order, optionally for one feed only. A row that
+    /// Visits stored events in (feed, seq) order, optionally for one feed only: each feed's
+    /// events together, in seq order; the order of the feeds is the backend's. A row that
     /// does not decode is passed as an error and the walk goes on.
     fn for_each_event(
         &self,
@@ -91,7 +95,8 @@ pub trait LogStore {
         withhold: &dyn Fn(u64) -> bool,
         out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<u64>;
-    /// Seqs of a feed's range `from..=to` whose payloads are limited to an audience.
+    /// Seqs of a feed's range `from..=to` whose payloads are limited to an audience, in seq
+    /// order.
     fn limited(&self, author: &PublicKey, from: u64, to: u64) -> Result<Vec<(u64, Audience)>>;
     /// Events waiting for their predecessors.
     fn pending_count(&self) -> Result<u64>;
@@ -104,16 +109,20 @@ pub trait LogStore {
     /// Removes every stored event of `author` (pending events and fork evidence too), then
     /// rebuilds the views. Returns the number of log events removed.
     fn purge_author(&mut self, author: &PublicKey) -> Result<u64>;
-    /// What a record imported by `rhizome migrate` became, if it was imported.
+    /// What a record imported by `rhizome migrate` became, if it was imported: the 32 bytes of
+    /// the event hash ([`LogStore::append_legacy`]) or of the author key
+    /// ([`LogStore::add_author_legacy`]).
     fn legacy(&self, legacy: &str) -> Result<Option<Vec<u8>>>;
-    /// Appends one event for an imported record and records the record's id, atomically.
+    /// Appends one event for an imported record and records the record's id, atomically (the
+    /// id only when the outcome is `Inserted`).
     fn append_legacy(&mut self, event: &VerifiedEvent, legacy: &str) -> Result<Outcome>;
     /// Adds a local author for an imported user record and records its id, atomically.
     fn add_author_legacy(&mut self, author: &LocalAuthor, legacy: &str) -> Result<()>;
     /// Bytes the store takes on disk, when the backend can tell.
     fn size_on_disk(&self) -> Option<u64>;
     /// Highest seq this backend can store (PROTOCOL 2.4 allows up to 2^53 - 1; a backend may
-    /// hold less, and an import refuses an event beyond it per line).
+    /// hold less, and an import refuses an event beyond it per line). `append` given an event
+    /// beyond it fails with [`crate::StoreError::Limit`] and stores nothing of the batch.
     fn max_seq(&self) -> u64;
 }
 
@@ -126,7 +135,9 @@ pub trait LogStore {
 pub trait ImportSession {
     /// Applies one batch: appends what extends its feed, parks events whose predecessors are
     /// missing (pending), keeps fork evidence, fills withheld payloads, then promotes pending
-    /// events whose gap has filled.
+    /// events whose gap has filled. The same event parked twice, or the same fork evidence
+    /// twice, is kept once; a parked event that no longer links when promoted becomes fork
+    /// evidence.
     fn add(&mut self, events: &[VerifiedEvent]) -> Result<BatchResult>;
     /// Events given to [`ImportSession::add`] so far.
     fn events(&self) -> usize;
@@ -160,6 +171,10 @@ pub trait ImportStore {
 }
 
 /// The materialized views: follows, and the queries every front-end reads.
+///
+/// Authors blocked on this instance ([`PeerStore::block_author`]) are left out of every query
+/// (in a thread, the replies below a blocked author's reply go with it); the view tables do
+/// not change, so digests and checks ignore blocking.
 pub trait ViewStore {
     /// Adds `author` to the follow set. False if already followed.
     fn follow(&mut self, author: &PublicKey) -> Result<bool>;
@@ -167,7 +182,8 @@ pub trait ViewStore {
     fn unfollow(&mut self, author: &PublicKey) -> Result<bool>;
     /// The follow set, in key order.
     fn follows(&self) -> Result<Vec<PublicKey>>;
-    /// A timeline page: posts and reshares of followed authors (or of `author`), newest first,
+    /// A timeline page: posts and reshares of followed authors (only `author`'s when given, and
+    /// nothing if it is not followed), newest first with equal timestamps by hash descending,
     /// strictly before `before`.
     fn timeline(
         &self,
@@ -175,7 +191,7 @@ pub trait ViewStore {
         before: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<TimelineItem>>;
-    /// Every reply below `root`, oldest first, with its depth.
+    /// Every reply below `root`, oldest first (equal timestamps by hash), with its depth.
     fn thread(&self, root: &Hash) -> Result<Vec<Reply>>;
     /// Who liked `target`, in key order.
     fn likers(&self, target: &Hash) -> Result<Vec<PublicKey>>;
@@ -185,12 +201,14 @@ pub trait ViewStore {
     fn circles(&self, owner: &PublicKey) -> Result<Vec<Circle>>;
     /// Every tag with its number of events, by tag.
     fn tag_counts(&self) -> Result<Vec<(String, u64)>>;
-    /// Events carrying `tag`.
+    /// Events carrying `tag`, in hash order.
     fn tagged(&self, tag: &str) -> Result<Vec<Hash>>;
-    /// Tags on `target`.
+    /// Tags on `target`, by tag.
     fn tags_of(&self, target: &Hash) -> Result<Vec<String>>;
-    /// Events the views skipped, with reasons.
+    /// Events the views skipped, with reasons, by author then seq.
     fn skipped(&self) -> Result<Vec<Skipped>>;
+    /// `author`'s latest profile, whatever the author's block status (names only label keys).
+    fn profile(&self, author: &PublicKey) -> Result<Option<Profile>>;
     /// Drops and recomputes every view from the log. Returns the events replayed.
     fn rebuild_views(&mut self) -> Result<u64>;
     /// Recomputes the views aside and compares them with the live ones.
@@ -216,8 +234,9 @@ pub trait PeerStore {
         at: u64,
         method: &str,
     ) -> Result<()>;
-    /// Keeps what a peer's manifest publishes: its age recipient and the authors it hosts
-    /// (declarations already verified; the newest per author wins).
+    /// Keeps what a peer's manifest publishes: its age recipient (`None` keeps the one known)
+    /// and the authors it hosts (declarations already verified; only those naming `id` are
+    /// kept; the newest per author wins).
     fn record_publications(
         &mut self,
         id: &InstanceId,
@@ -228,8 +247,14 @@ pub trait PeerStore {
     fn peer_hosts(&self, id: &InstanceId) -> Result<std::collections::HashSet<PublicKey>>;
     /// Makes a peer known (or renames it) and sets its trust.
     fn add_peer(&mut self, key: &PublicKey, name: &str, trust: Trust) -> Result<()>;
-    /// Sets a known peer's trust. False if the peer is unknown.
+    /// Sets a known peer's trust. False if the peer is unknown. Setting `Unknown` also lifts
+    /// a block recorded by [`PeerStore::block_instance`].
     fn set_trust(&mut self, id: &InstanceId, trust: Trust) -> Result<bool>;
+    /// Blocks an instance known only by its id (none of its bundles seen yet).
+    fn block_instance(&mut self, id: &InstanceId) -> Result<()>;
+    /// An instance's trust: a known peer's, `Blocked` for one blocked by id, `None` if never
+    /// seen.
+    fn trust_of(&self, id: &InstanceId) -> Result<Option<Trust>>;
     /// Blocks an author. False if already blocked.
     fn block_author(&mut self, author: &PublicKey) -> Result<bool>;
     /// Unblocks an author. False if it was not blocked.
@@ -245,7 +270,8 @@ pub trait BlobSink: Write + Send {
 }
 
 /// The id of a stored blob: the SHA-256 of its bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct BlobId(pub Hash);
 
 impl std::fmt::Display for BlobId {

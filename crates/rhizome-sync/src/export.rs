@@ -55,7 +55,6 @@ pub fn plan_export(
     created_at: u64,
 ) -> Result<ExportPlan, StoreError> {
     let clock = store.clock()?;
-    // Blocked authors' events stay in the log (unless purged) but are not relayed.
     let blocked = store.blocked_authors()?;
     let hosts = match &recipient {
         Some(id) => store.peer_hosts(id)?,
@@ -64,14 +63,11 @@ pub fn plan_export(
     let mut withheld: HashMap<PublicKey, HashSet<u64>> = HashMap::new();
     let mut feeds = Vec::new();
     let mut counts = Counts::default();
-    for (author, from, to) in clock
-        .ahead_of(&base)
-        .filter(|(a, _, _)| !blocked.contains(a))
-    {
+    for (author, from, to) in crate::policy::ranges_to_send(&clock, &base, &blocked) {
         let hidden: HashSet<u64> = store
             .limited(&author, from, to)?
             .into_iter()
-            .filter(|(_, audience)| !audience.allows(&author, |k| hosts.contains(k)))
+            .filter(|(_, audience)| crate::policy::withhold(&author, audience, &hosts))
             .map(|(seq, _)| seq)
             .collect();
         let plan = store.plan_range(&author, from, to, &|seq| hidden.contains(&seq))?;

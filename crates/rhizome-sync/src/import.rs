@@ -714,10 +714,7 @@ pub fn import_bundle<R: BufRead + Send>(
         Line::Text { bytes, .. } => Manifest::parse(&bytes).map_err(ImportError::Manifest)?,
     };
     let carrier = manifest.exporter.instance_id;
-    if store
-        .peer(&carrier)?
-        .is_some_and(|p| p.trust == Trust::Blocked)
-    {
+    if store.trust_of(&carrier)? == Some(Trust::Blocked) {
         return Err(ImportError::Blocked(carrier));
     }
     let blocked_authors = store.blocked_authors()?;

@@ -10,9 +10,11 @@ pub mod codec;
 pub mod export;
 pub mod import;
 mod lines;
+pub mod policy;
 
 pub use export::{plan_export, write_bundle, write_file_atomically, ExportPlan};
 pub use import::{
     check_bundle, import_bundle, inspect_bundle, read_manifest, ImportError, ImportOptions,
     ImportReport, Inspection, Status,
 };
+pub use policy::{admit, Admission, Policy, Refusal, Transport};

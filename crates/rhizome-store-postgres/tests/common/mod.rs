@@ -109,7 +109,7 @@ impl Rng {
 
 /// Events of every kind the views know, and some they do not, from `authors` authors, each
 /// author's chain in order: posts (some withheld), comments, replies, likes, stars and
-/// unstars, tags (one with U+0000 in it), reshares, circles (create, add, remove, rename,
+/// unstars, tags (one with U+0000 in it), profiles (one about with U+0000), reshares, circles (create, add, remove, rename,
 /// clashing names), limited payloads, an unknown type and a schema failure. Returns the
 /// events in script order; `withheld` lists those that were given without their payload.
 pub fn rich(authors: u8, steps: usize, seed: u64) -> (Vec<VerifiedEvent>, Vec<VerifiedEvent>) {
@@ -129,7 +129,15 @@ pub fn rich(authors: u8, steps: usize, seed: u64) -> (Vec<VerifiedEvent>, Vec<Ve
         let renamed = ["a", "b", "c"][rng.below(3)];
         let member = keys[rng.below(keys.len())].public_key().to_hex();
         let flag = rng.below(2) == 0;
-        let (kind, payload): (&str, Value) = match rng.below(13) {
+        let (kind, payload): (&str, Value) = match rng.below(14) {
+            13 => (
+                "PROFILE",
+                if flag {
+                    json!({"name": format!("Ana {i}"), "about": "a\u{0}b"})
+                } else {
+                    json!({"name": format!("Bo {i}")})
+                },
+            ),
             0 | 1 => ("POST", json!({"text": format!("post {i}")})),
             2 => (
                 "COMMENT",
@@ -252,6 +260,7 @@ pub fn assert_same_reads(a: &dyn Store, b: &dyn Store, events: &[VerifiedEvent])
         assert_eq!(a.starred(au).unwrap(), b.starred(au).unwrap(), "starred");
         assert_eq!(a.circles(au).unwrap(), b.circles(au).unwrap(), "circles");
         assert_eq!(a.head(au).unwrap(), b.head(au).unwrap(), "head");
+        assert_eq!(a.profile(au).unwrap(), b.profile(au).unwrap(), "profile");
         assert_eq!(
             a.fork_lines(au).unwrap(),
             b.fork_lines(au).unwrap(),

@@ -1,0 +1,114 @@
+//! Where an instance's store lives, and opening it: a home directory holding one SQLite file
+//! (the embedded default), or a PostgreSQL database (hubs).
+
+use std::path::{Path, PathBuf};
+
+use rhizome_store::{Store, StoreError};
+use rhizome_store_sqlite::SqliteStore;
+
+use crate::{NodeError, Result};
+
+/// The database file inside a home.
+pub const DB_FILE: &str = "rhizome.db";
+
+/// Where a store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreLocation {
+    /// `<home>/rhizome.db`, with held bundles in `<home>/quarantine/`.
+    Sqlite {
+        /// The home directory.
+        home: PathBuf,
+    },
+}
+
+impl StoreLocation {
+    /// The location a front-end was given: `store` (a database URL) if any, else the home.
+    pub fn from_args(home: &Path, store: Option<&str>) -> Result<Self> {
+        match store {
+            None => Ok(StoreLocation::Sqlite {
+                home: home.to_path_buf(),
+            }),
+            Some(url) => Err(NodeError::invalid(format!(
+                "--store {:?}: not a store URL this rhizome knows",
+                redact(url)
+            ))),
+        }
+    }
+
+    /// How to name this store to a person (a URL without its password).
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Sqlite { home } => home.display().to_string(),
+        }
+    }
+
+    /// Opens the store of an existing instance. Never creates anything.
+    pub fn open(&self) -> Result<Box<dyn Store>> {
+        match self {
+            StoreLocation::Sqlite { home } => {
+                let db = home.join(DB_FILE);
+                if !db.is_file() {
+                    return Err(no_instance(home));
+                }
+                Ok(Box::new(SqliteStore::open_existing(&db)?))
+            }
+        }
+    }
+
+    /// Opens an existing instance for reading only: falls back to a read-only open when a
+    /// home cannot be written (a write-protected stick), so reading still works.
+    pub fn open_for_reading(&self) -> Result<Box<dyn Store>> {
+        match self.open() {
+            Err(NodeError::Store(StoreError::ReadOnly { .. })) => match self {
+                StoreLocation::Sqlite { home } => {
+                    Ok(Box::new(SqliteStore::open_read_only(&home.join(DB_FILE))?))
+                }
+            },
+            other => other,
+        }
+    }
+
+    /// Opens the store, creating an empty one if absent (where `init` will create an
+    /// instance; scratch stores of benchmarks).
+    pub fn create(&self) -> Result<Box<dyn Store>> {
+        match self {
+            StoreLocation::Sqlite { home } => {
+                std::fs::create_dir_all(home).map_err(|e| {
+                    NodeError::Home(format!("cannot create home {}: {e}", home.display()))
+                })?;
+                Ok(Box::new(SqliteStore::open(&home.join(DB_FILE))?))
+            }
+        }
+    }
+
+    /// Whether something is already stored here (so `init` must look before it asks for a
+    /// passphrase).
+    pub(crate) fn exists(&self) -> bool {
+        match self {
+            StoreLocation::Sqlite { home } => home.join(DB_FILE).exists(),
+        }
+    }
+}
+
+fn no_instance(home: &Path) -> NodeError {
+    NodeError::Home(format!(
+        "no Rhizome instance in {} (create one with `rhizome init --name NAME --home {}`)",
+        home.display(),
+        home.display()
+    ))
+}
+
+/// A database URL without its password, to show.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,432 @@
+//! Reading for people: the views with the text, names and marks a front-end shows (the feed,
+//! threads, stars, circles, tags, status), the log itself, and verifying all of it again.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use rhizome_core::chain::ChainWalk;
+use rhizome_core::event::verify_batch;
+use rhizome_core::{Event, Hash, PublicKey};
+use rhizome_store::{
+    Circle, Cursor, LocalAuthor, LogStats, Reply, Skipped, Store, TableDigest, TimelineItem,
+    ViewCheck,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{Node, NodeError, Result};
+
+/// How a person is named for people: the name they go by beside the fingerprint of their key,
+/// since names are not unique (anyone may publish any name); the fingerprint alone when no name
+/// is known.
+pub fn label(name: Option<&str>, key: &PublicKey) -> String {
+    match name {
+        Some(name) => format!("{name} ({})", key.fingerprint()),
+        None => key.fingerprint(),
+    }
+}
+
+/// Names for keys, to show people rather than hex: an author's latest PROFILE (PROTOCOL 5),
+/// else, for a local author who has none, the local name. Each key is looked up once.
+pub struct Names<'n> {
+    store: &'n dyn Store,
+    local: HashMap<PublicKey, String>,
+    seen: RefCell<HashMap<PublicKey, Option<String>>>,
+}
+
+impl Names<'_> {
+    /// The local name of a key, if it is a local author.
+    pub fn local(&self, key: &PublicKey) -> Option<&str> {
+        self.local.get(key).map(String::as_str)
+    }
+
+    /// The name a key goes by, if one is known. A store that cannot be read here gives no name
+    /// (a label is only a label; the fingerprint still shows).
+    pub fn name(&self, key: &PublicKey) -> Option<String> {
+        if let Some(n) = self.seen.borrow().get(key) {
+            return n.clone();
+        }
+        let n = match self.store.profile(key) {
+            Ok(Some(p)) => Some(p.name),
+            _ => self.local.get(key).cloned(),
+        };
+        self.seen.borrow_mut().insert(*key, n.clone());
+        n
+    }
+
+    /// The label of a key for people (see [`label`]).
+    pub fn of(&self, key: &PublicKey) -> String {
+        label(self.name(key).as_deref(), key)
+    }
+}
+
+/// What an event shows: its text and whether only a circle may read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Shown {
+    /// Its author, when the event is here.
+    pub author: Option<PublicKey>,
+    /// Its `text` (or `comment`), when the payload is here.
+    pub text: Option<String>,
+    /// The circle its payload is limited to (PROTOCOL 9.1).
+    pub circle: Option<String>,
+    /// The payload is withheld (only the signed header is here).
+    pub withheld: bool,
+    /// The event itself is not stored (yet).
+    pub missing: bool,
+}
+
+/// One feed entry, with what it shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedItem {
+    /// The timeline row.
+    #[serde(flatten)]
+    pub item: TimelineItem,
+    /// What it shows.
+    #[serde(skip)]
+    pub shown: Shown,
+    /// The cursor that continues after this item.
+    #[serde(skip)]
+    pub cursor: Cursor,
+}
+
+/// A page of the feed.
+#[derive(Debug, Clone)]
+pub struct FeedPage {
+    /// Items, newest first.
+    pub items: Vec<FeedItem>,
+    /// The cursor of the next page, when this one was full.
+    pub next: Option<Cursor>,
+}
+
+/// A thread: its root and every reply below it.
+#[derive(Debug, Clone)]
+pub struct Thread {
+    /// The root event.
+    pub root: Event,
+    /// What the root shows.
+    pub shown: Shown,
+    /// Who liked the root.
+    pub likers: Vec<PublicKey>,
+    /// Tags on the root.
+    pub tags: Vec<String>,
+    /// Replies, oldest first, each with what it shows.
+    pub replies: Vec<(Reply, Shown)>,
+}
+
+/// Counts and digests of the store.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Events stored.
+    pub events: u64,
+    /// Feeds with events.
+    pub feeds: u64,
+    /// Authors followed.
+    pub follows: usize,
+    /// Events per type.
+    pub per_type: Vec<(String, u64)>,
+    /// Highest contiguous seq per author.
+    pub per_author: Vec<(PublicKey, u64)>,
+    /// Events the views skipped.
+    pub skipped: Vec<Skipped>,
+    /// Bytes on disk, when the backend can tell.
+    pub store_bytes: Option<u64>,
+    /// Schema version.
+    pub schema_version: u32,
+    /// View digests.
+    pub views: Vec<TableDigest>,
+}
+
+/// One problem `verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// Where: an author and seq, a feed, or the store.
+    pub location: String,
+    /// What.
+    pub error: String,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// Events checked.
+    pub events_checked: u64,
+    /// Feeds.
+    pub feeds: usize,
+    /// Problems.
+    pub failures: Vec<Failure>,
+}
+
+fn shown_of(event: Option<Event>) -> Shown {
+    let Some(e) = event else {
+        return Shown {
+            missing: true,
+            ..Shown::default()
+        };
+    };
+    let Some(p) = &e.payload else {
+        return Shown {
+            author: Some(e.header.author),
+            withheld: true,
+            ..Shown::default()
+        };
+    };
+    let v = p.value();
+    Shown {
+        author: Some(e.header.author),
+        text: ["text", "comment"]
+            .iter()
+            .find_map(|f| v.get(*f).and_then(Value::as_str).map(str::to_string)),
+        circle: v
+            .pointer("/audience/circle")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        withheld: false,
+        missing: false,
+    }
+}
+
+impl Node {
+    /// Names for keys.
+    pub fn names(&self) -> Result<Names<'_>> {
+        Ok(Names {
+            store: &*self.store,
+            local: self
+                .store
+                .authors()?
+                .into_iter()
+                .map(|a| (a.public_key, a.name))
+                .collect(),
+            seen: RefCell::default(),
+        })
+    }
+
+    /// What the event `hash` shows.
+    pub fn shown(&self, hash: &Hash) -> Result<Shown> {
+        Ok(shown_of(self.store.get(hash)?))
+    }
+
+    /// A local author (`None`: the default one).
+    pub fn author(&self, name: Option<&str>) -> Result<LocalAuthor> {
+        Ok(self.store.author(name)?)
+    }
+
+    /// A page of the feed: posts and reshares of followed authors (or of `author` alone),
+    /// newest first, strictly before the cursor `before` (as printed by a previous page).
+    pub fn feed(
+        &self,
+        author: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<FeedPage> {
+        let author = author
+            .map(|a| self.resolve_author(a, "author"))
+            .transpose()?;
+        let cursor = before
+            .map(|c| c.parse::<Cursor>().map_err(NodeError::invalid))
+            .transpose()?;
+        let rows = self.store.timeline(author.as_ref(), cursor, limit)?;
+        let full = rows.len() == limit;
+        let items = rows
+            .into_iter()
+            .map(|item| {
+                Ok(FeedItem {
+                    shown: self.shown(&item.hash)?,
+                    cursor: Cursor {
+                        ts: item.ts,
+                        hash: item.hash,
+                    },
+                    item,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next = full.then(|| items.last().map(|i| i.cursor)).flatten();
+        Ok(FeedPage { items, next })
+    }
+
+    /// The thread below an event (a hash or unique prefix).
+    pub fn thread(&self, hash: &str) -> Result<Thread> {
+        let root = self.resolve_target(hash)?;
+        let event = self
+            .store
+            .get(&root)?
+            .ok_or_else(|| NodeError::invalid(format!("unknown event {root}")))?;
+        let replies = self
+            .store
+            .thread(&root)?
+            .into_iter()
+            .map(|r| {
+                let shown = self.shown(&r.hash)?;
+                Ok((r, shown))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Thread {
+            shown: shown_of(Some(event.clone())),
+            root: event,
+            likers: self.store.likers(&root)?,
+            tags: self.store.tags_of(&root)?,
+            replies,
+        })
+    }
+
+    /// Events an author starred, most recent first, with what each shows.
+    pub fn starred(&self, as_author: Option<&str>) -> Result<(LocalAuthor, Vec<(Hash, Shown)>)> {
+        let author = self.store.author(as_author)?;
+        let list = self.store.starred(&author.public_key)?;
+        let shown = list
+            .into_iter()
+            .map(|h| Ok((h, self.shown(&h)?)))
+            .collect::<Result<_>>()?;
+        Ok((author, shown))
+    }
+
+    /// An author's circles.
+    pub fn circles(&self, as_author: Option<&str>) -> Result<(LocalAuthor, Vec<Circle>)> {
+        let author = self.store.author(as_author)?;
+        let circles = self.store.circles(&author.public_key)?;
+        Ok((author, circles))
+    }
+
+    /// Every tag with how many events carry it.
+    pub fn tag_counts(&self) -> Result<Vec<(String, u64)>> {
+        Ok(self.store.tag_counts()?)
+    }
+
+    /// Events carrying `tag`, with what each shows.
+    pub fn tagged(&self, tag: &str) -> Result<Vec<(Hash, Shown)>> {
+        self.store
+            .tagged(tag)?
+            .into_iter()
+            .map(|h| Ok((h, self.shown(&h)?)))
+            .collect()
+    }
+
+    /// Event and feed counts.
+    pub fn stats(&self) -> Result<LogStats> {
+        Ok(self.store.stats()?)
+    }
+
+    /// Counts, sizes and view digests.
+    pub fn status(&self) -> Result<Status> {
+        let stats = self.store.stats()?;
+        Ok(Status {
+            events: stats.events,
+            feeds: stats.feeds,
+            follows: self.store.follows()?.len(),
+            per_type: self.store.type_counts()?,
+            per_author: self
+                .store
+                .clock()?
+                .iter()
+                .map(|(k, s)| (*k, s.get()))
+                .collect(),
+            skipped: self.store.skipped()?,
+            store_bytes: self.store.size_on_disk(),
+            schema_version: self.store.schema_version()?,
+            views: self.store.view_digests()?,
+        })
+    }
+
+    /// Follows (or unfollows) an author given by local name or key. Returns the key and
+    /// whether anything changed.
+    pub fn follow(&mut self, author: &str, on: bool) -> Result<(PublicKey, bool)> {
+        let key = self.resolve_author(author, "author")?;
+        let changed = if on {
+            self.store.follow(&key)?
+        } else {
+            self.store.unfollow(&key)?
+        };
+        Ok((key, changed))
+    }
+
+    /// Recomputes every view from the log: events replayed, seconds, new digests.
+    pub fn rebuild_views(&mut self) -> Result<(u64, f64, Vec<TableDigest>)> {
+        let t = Instant::now();
+        let n = self.store.rebuild_views()?;
+        let secs = t.elapsed().as_secs_f64();
+        Ok((n, secs, self.store.view_digests()?))
+    }
+
+    /// Recomputes the views aside and compares them with the live ones.
+    pub fn check_views(&mut self) -> Result<ViewCheck> {
+        Ok(self.store.check_views()?)
+    }
+
+    /// Visits the log in (feed, seq) order, optionally one author's feed (a local name or key).
+    pub fn log(
+        &self,
+        author: Option<&str>,
+        visit: &mut dyn FnMut(Result<Event>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let feed = author
+            .map(|a| self.resolve_author(a, "author"))
+            .transpose()?;
+        self.store.for_each_event(feed.as_ref(), &mut |item| {
+            visit(item.map_err(NodeError::from))
+        })?;
+        Ok(())
+    }
+
+    /// Re-verifies every stored event (hash, payload commitment, signature) and every chain
+    /// link, and that each feed's recorded head is where its log ends. `progress` gets the
+    /// number of events checked so far.
+    pub fn verify(&self, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport> {
+        const BATCH: usize = 1024;
+        let mut failures: Vec<Failure> = Vec::new();
+        let mut chain = ChainWalk::default();
+        let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
+        let mut checked = 0u64;
+        let mut ends: HashMap<PublicKey, u64> = HashMap::new();
+        let mut flush = |batch: &mut Vec<Event>, failures: &mut Vec<Failure>, checked: &mut u64| {
+            *checked += batch.len() as u64;
+            for r in verify_batch(std::mem::take(batch)) {
+                if let Err(r) = r {
+                    failures.push(Failure {
+                        location: format!("{} seq {}", r.event.header.author, r.event.header.seq),
+                        error: r.error.to_string(),
+                    });
+                }
+            }
+            progress(*checked);
+        };
+        self.store.for_each_event(None, &mut |item| {
+            match item {
+                Ok(ev) => {
+                    ends.insert(ev.header.author, ev.header.seq.get());
+                    if let Some(problem) = chain.next(&ev.header, &ev.hash) {
+                        failures.push(Failure {
+                            location: format!("{} seq {}", ev.header.author, ev.header.seq),
+                            error: problem,
+                        });
+                    }
+                    batch.push(ev);
+                    if batch.len() == BATCH {
+                        flush(&mut batch, &mut failures, &mut checked);
+                    }
+                }
+                Err(e) => failures.push(Failure {
+                    location: "store".into(),
+                    error: e.to_string(),
+                }),
+            }
+            ControlFlow::Continue(())
+        })?;
+        flush(&mut batch, &mut failures, &mut checked);
+        let clock = self.store.clock()?;
+        for (feed, seq) in clock.iter() {
+            let actual = ends.get(feed).copied().unwrap_or(0);
+            if actual != seq.get() {
+                failures.push(Failure {
+                    location: format!("{feed}"),
+                    error: format!("recorded head seq {seq} but the log ends at seq {actual}"),
+                });
+            }
+        }
+        Ok(VerifyReport {
+            events_checked: checked,
+            feeds: clock.len(),
+            failures,
+        })
+    }
+}
