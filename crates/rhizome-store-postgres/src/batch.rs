@@ -49,8 +49,8 @@ pub(crate) struct Written {
 
 /// Rows per statement when the buffers are written.
 const CHUNK: usize = 8192;
-/// Parked events read back per round of promotion.
-const PROMOTE_PAGE: i64 = 4096;
+/// Parked events read back per round of promotion (a line may be up to 16 MiB).
+const PROMOTE_PAGE: i64 = 256;
 
 /// Writes one batch in its own transaction (retried as a whole on conflicts).
 pub(crate) fn write(

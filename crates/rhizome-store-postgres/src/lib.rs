@@ -375,11 +375,21 @@ impl PgStore {
         body(&mut conn).map_err(|e| e.into_store(&self.shared.location))
     }
 
+    /// The connection, opened again first if the server closed it since the last call (a
+    /// restart, `pg_terminate_backend`): the call that met the closed connection failed with
+    /// [`StoreError::Unavailable`], the next one works if the server is back. When it is not,
+    /// the closed connection stays and the call fails with `Unavailable` too.
     pub(crate) fn borrow(&self) -> StoreResult<RefMut<'_, Conn>> {
-        self.conn.try_borrow_mut().map_err(|_| StoreError::Backend {
+        let mut conn = self.conn.try_borrow_mut().map_err(|_| StoreError::Backend {
             backend: "postgres",
             detail: "the store was called again from inside one of its own callbacks".into(),
-        })
+        })?;
+        if conn.client.is_closed() {
+            if let Ok(client) = self.shared.client() {
+                *conn = Conn::new(client);
+            }
+        }
+        Ok(conn)
     }
 
     /// Runs `body` in a transaction, again from the start when the server reports a conflict
