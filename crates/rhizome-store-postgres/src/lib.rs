@@ -380,10 +380,13 @@ impl PgStore {
     /// [`StoreError::Unavailable`], the next one works if the server is back. When it is not,
     /// the closed connection stays and the call fails with `Unavailable` too.
     pub(crate) fn borrow(&self) -> StoreResult<RefMut<'_, Conn>> {
-        let mut conn = self.conn.try_borrow_mut().map_err(|_| StoreError::Backend {
-            backend: "postgres",
-            detail: "the store was called again from inside one of its own callbacks".into(),
-        })?;
+        let mut conn = self
+            .conn
+            .try_borrow_mut()
+            .map_err(|_| StoreError::Backend {
+                backend: "postgres",
+                detail: "the store was called again from inside one of its own callbacks".into(),
+            })?;
         if conn.client.is_closed() {
             if let Ok(client) = self.shared.client() {
                 *conn = Conn::new(client);
