@@ -34,7 +34,8 @@
 //!   row-value comparison `(ts, hash) < ($1, $2)` (timeline cursor), `EXCEPT`;
 //! - transactional DDL (a migration applies whole or not at all), `CREATE TEMP TABLE ... (LIKE
 //!   ... INCLUDING ALL) ON COMMIT DROP` (`views check`), `REPEATABLE READ` snapshots;
-//! - `information_schema.tables`, `current_schema()`, and `pg_total_relation_size` (only for
+//! - `information_schema.tables`, `current_schema()`, `SHOW search_path` (an error message),
+//!   `pg_backend_pid()` (only [`PgStore::backend_pid`]) and `pg_total_relation_size` (only
 //!   [`LogStore::size_on_disk`], which answers `None` where it is missing);
 //! - SQLSTATE codes 40001 (serialization failure) and 40P01 (deadlock), on which a write is
 //!   retried.

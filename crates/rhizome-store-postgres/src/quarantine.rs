@@ -19,7 +19,7 @@ use rhizome_store::{BlobId, BlobSink, Held, QuarantineStore, Result as StoreResu
 use crate::{classify, instance_col, key_col, text_col, u64_col, PgStore, Shared};
 
 /// Bytes per stored chunk.
-pub const CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 
 fn blob_error(what: impl std::fmt::Display, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Blob {
