@@ -4,12 +4,26 @@
 use std::path::{Path, PathBuf};
 
 use rhizome_store::{Store, StoreError};
+use rhizome_store_postgres::PgStore;
 use rhizome_store_sqlite::SqliteStore;
 
 use crate::{NodeError, Result};
 
 /// The database file inside a home.
 pub const DB_FILE: &str = "rhizome.db";
+
+impl StoreLocation {
+    /// Where a bundle held by a Rhizome before blobs was kept: `<home>/quarantine/<id>.bundle`
+    /// (only SQLite homes ever held one).
+    pub(crate) fn legacy_held_file(&self, id: &str) -> Option<PathBuf> {
+        match self {
+            StoreLocation::Sqlite { home } => {
+                Some(home.join("quarantine").join(format!("{id}.bundle")))
+            }
+            StoreLocation::Postgres { .. } => None,
+        }
+    }
+}
 
 /// Where a store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +34,12 @@ pub enum StoreLocation {
         /// The home directory.
         home: PathBuf,
     },
+    /// A PostgreSQL database (a hub): `postgres://USER@HOST:PORT/DB`; held bundles are kept
+    /// in the database, so several hub processes share them.
+    Postgres {
+        /// The connection URL (it may hold a password: show [`StoreLocation::describe`]).
+        url: String,
+    },
 }
 
 impl StoreLocation {
@@ -29,8 +49,13 @@ impl StoreLocation {
             None => Ok(StoreLocation::Sqlite {
                 home: home.to_path_buf(),
             }),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(StoreLocation::Postgres {
+                    url: url.to_string(),
+                })
+            }
             Some(url) => Err(NodeError::invalid(format!(
-                "--store {:?}: not a store URL this rhizome knows",
+                "--store {:?}: not a store URL this rhizome knows (postgres://USER@HOST:PORT/DB; without --store the home's SQLite file is used)",
                 redact(url)
             ))),
         }
@@ -40,6 +65,7 @@ impl StoreLocation {
     pub fn describe(&self) -> String {
         match self {
             StoreLocation::Sqlite { home } => home.display().to_string(),
+            StoreLocation::Postgres { url } => redact(url),
         }
     }
 
@@ -53,6 +79,15 @@ impl StoreLocation {
                 }
                 Ok(Box::new(SqliteStore::open_existing(&db)?))
             }
+            StoreLocation::Postgres { url } => Ok(Box::new(PgStore::connect(url).map_err(
+                |e| match e {
+                    StoreError::NotInitialized => NodeError::Home(format!(
+                        "no Rhizome instance in {} (create one with `rhizome init --name NAME --store URL`)",
+                        redact(url)
+                    )),
+                    other => other.into(),
+                },
+            )?)),
         }
     }
 
@@ -64,6 +99,7 @@ impl StoreLocation {
                 StoreLocation::Sqlite { home } => {
                     Ok(Box::new(SqliteStore::open_read_only(&home.join(DB_FILE))?))
                 }
+                StoreLocation::Postgres { .. } => self.open(),
             },
             other => other,
         }
@@ -79,6 +115,7 @@ impl StoreLocation {
                 })?;
                 Ok(Box::new(SqliteStore::open(&home.join(DB_FILE))?))
             }
+            StoreLocation::Postgres { url } => Ok(Box::new(PgStore::create(url)?)),
         }
     }
 
@@ -87,6 +124,8 @@ impl StoreLocation {
     pub(crate) fn exists(&self) -> bool {
         match self {
             StoreLocation::Sqlite { home } => home.join(DB_FILE).exists(),
+            // A server is always there; `init` then asks it whether it holds an instance.
+            StoreLocation::Postgres { .. } => true,
         }
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::exchange::open_layers;
-use crate::{now_ms, Node, NodeError, Result, StoreLocation, Transport};
+use crate::{now_ms, Node, NodeError, Result, Transport};
 use rhizome_sync::codec::Layers;
 
 /// What blocking an instance did.
@@ -52,29 +52,29 @@ impl Node {
             })
     }
 
+    /// Opens a held bundle's copy: its blob, or (held before blobs) the file named by its id in
+    /// the home's quarantine directory, never a path from the record.
+    fn open_held(&self, held: &Held) -> Result<Box<dyn Read + Send>> {
+        if let Some(blob) = &held.blob {
+            return Ok(self.store.open_blob(blob)?);
+        }
+        let path = self.location.legacy_held_file(&held.id).ok_or_else(|| {
+            NodeError::Rejected(format!("held bundle {} has no stored copy", held.id))
+        })?;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| NodeError::Rejected(format!("held bundle {}: {e}", path.display())))?;
+        Ok(Box::new(file))
+    }
+
     /// The bytes of a held bundle, checked against its record before anything is applied: its
-    /// SHA-256 must be its id, and its manifest must name the exporter recorded.
+    /// SHA-256 must be its blob id (or, held before blobs, start with its id).
     fn held_bytes(&self, held: &Held) -> Result<Box<dyn Read + Send>> {
-        let (mut open, expected): (Box<dyn Read + Send>, Option<Hash>) = match &held.blob {
-            Some(blob) => (self.store.open_blob(blob)?, Some(blob.0)),
-            // Held before blobs: the file named by its id in the home's quarantine directory
-            // (never a path from the record), whose hash must start with the id.
-            None => match &self.location {
-                StoreLocation::Sqlite { home } => {
-                    let path = home.join("quarantine").join(format!("{}.bundle", held.id));
-                    let file = std::fs::File::open(&path).map_err(|e| {
-                        NodeError::Rejected(format!("held bundle {}: {e}", path.display()))
-                    })?;
-                    (Box::new(file), None)
-                }
-            },
-        };
         let mut hasher = Sha256::new();
-        std::io::copy(&mut open, &mut hasher)
+        std::io::copy(&mut self.open_held(held)?, &mut hasher)
             .map_err(|e| NodeError::Rejected(format!("reading held bundle {}: {e}", held.id)))?;
         let digest = Hash::from_bytes(hasher.finalize().into());
-        let matches = match expected {
-            Some(h) => h == digest,
+        let matches = match &held.blob {
+            Some(blob) => blob.0 == digest,
             None => digest.to_hex().starts_with(&held.id),
         };
         if !matches {
@@ -83,14 +83,7 @@ impl Node {
                 held.id, held.id
             )));
         }
-        Ok(match &held.blob {
-            Some(blob) => self.store.open_blob(blob)?,
-            None => match &self.location {
-                StoreLocation::Sqlite { home } => Box::new(std::fs::File::open(
-                    home.join("quarantine").join(format!("{}.bundle", held.id)),
-                )?),
-            },
-        })
+        self.open_held(held)
     }
 
     /// Applies a held bundle and trusts its exporter. The held copy is kept if nothing of it
@@ -146,12 +139,12 @@ impl Node {
 
     fn discard(&mut self, held: &Held) -> Result<()> {
         self.store.release(&held.id)?;
-        match (&held.blob, &self.location) {
-            (Some(blob), _) => self.store.delete_blob(blob)?,
-            (None, StoreLocation::Sqlite { home }) => {
-                let _ = std::fs::remove_file(
-                    home.join("quarantine").join(format!("{}.bundle", held.id)),
-                );
+        match &held.blob {
+            Some(blob) => self.store.delete_blob(blob)?,
+            None => {
+                if let Some(path) = self.location.legacy_held_file(&held.id) {
+                    let _ = std::fs::remove_file(path);
+                }
             }
         }
         Ok(())
