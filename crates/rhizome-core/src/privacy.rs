@@ -32,7 +32,7 @@ pub enum Audience {
 impl Audience {
     /// The audience a payload declares.
     pub fn of(payload: &Payload) -> Audience {
-        Self::of_value(payload.value())
+        payload.with_value(Self::of_value)
     }
 
     /// The audience of a payload object.
