@@ -72,6 +72,40 @@ pub enum EventError {
     BadSignature,
 }
 
+impl EventError {
+    /// The stable machine-readable code of this reason (PROTOCOL 4.1), one per variant:
+    /// import reports count refusals by it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EventError::Json(_) => "invalid_json",
+            EventError::NotAnObject => "not_an_object",
+            EventError::MissingField(_) => "missing_field",
+            EventError::UnknownField(_) => "unknown_field",
+            EventError::Field { .. } => "invalid_field",
+            EventError::PrevShape => "prev_shape",
+            EventError::HashMismatch { .. } => "hash_mismatch",
+            EventError::PayloadMismatch(_) => "payload_mismatch",
+            EventError::AuthorKey(_) => "invalid_author_key",
+            EventError::BadSignature => "bad_signature",
+        }
+    }
+
+    /// The member of the event line the reason is about, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            EventError::Json(_) | EventError::NotAnObject => None,
+            EventError::MissingField(f) => Some(f),
+            EventError::UnknownField(f) => Some(f),
+            EventError::Field { field, .. } => Some(field),
+            EventError::PrevShape => Some("prev"),
+            EventError::HashMismatch { .. } => Some("hash"),
+            EventError::PayloadMismatch(_) => Some("payload"),
+            EventError::AuthorKey(_) => Some("author"),
+            EventError::BadSignature => Some("sig"),
+        }
+    }
+}
+
 fn field_err(field: &'static str, reason: impl ToString) -> EventError {
     EventError::Field {
         field,
