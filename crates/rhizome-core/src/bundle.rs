@@ -31,7 +31,8 @@ pub const MAX_EVENT_LINE: usize = 2 << 20;
 /// whitespace (RFC 8259: space, tab, carriage return; a line feed ends the line). PROTOCOL 8.8
 /// rule 9 (a).
 pub fn is_blank(line: &[u8]) -> bool {
-    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    line.iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// Domain prefix of manifest signatures.
@@ -784,7 +785,9 @@ mod tests {
         assert!(Trailer::detect(br#"{"text":"the \"trailer\" word"}"#).is_none());
         // The 9 bytes elsewhere in the line, and the member's name escaped: not a trailer
         // (PROTOCOL 8.8 rule 3), though it parses to an object with a member `trailer`.
-        assert!(Trailer::detect(br#"{"\u0074railer":"rhizome-bundle/1","note":"trailer"}"#).is_none());
+        assert!(
+            Trailer::detect(br#"{"\u0074railer":"rhizome-bundle/1","note":"trailer"}"#).is_none()
+        );
         assert!(Trailer::detect(br#"{"note":"trailer","t\u0072ailer":"x"}"#).is_none());
         // A literal name makes it one, escapes elsewhere or not, nested `trailer`s not.
         assert!(Trailer::detect(br#"{"note":"\u0041","trailer":"x"}"#).is_some());
