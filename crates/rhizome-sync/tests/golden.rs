@@ -946,8 +946,9 @@ fn reader_rules_on_the_golden_bundle() {
     assert!(store.peers().unwrap().is_empty());
 
     // 8.2: a reader recomputes the signed bytes from the parsed manifest, so a manifest line
-    // that is not canonical (members reordered, spaces) still verifies; `recipient` may be
-    // missing (read as null); an unknown member is refused.
+    // that is not canonical (members reordered, spaces) still verifies; `recipient` must be
+    // there (`null` when there is none: "exactly these members"), even under a valid
+    // signature; an unknown member is refused.
     let m: serde_json::Map<String, Value> = serde_json::from_slice(manifest).unwrap();
     let mut reordered: Vec<(String, Value)> = m.clone().into_iter().collect();
     reordered.reverse();
@@ -966,7 +967,6 @@ fn reader_rules_on_the_golden_bundle() {
     );
     let built = build(&i);
     let mut unsigned = serde_json::to_value(&built.manifest).unwrap();
-    unsigned.as_object_mut().unwrap().remove("recipient");
     let sign_value = |v: &Value| {
         let msg = [MANIFEST_PREFIX, Hash::digest(&to_canonical(v)).as_bytes()].concat();
         let mut v = v.clone();
@@ -977,6 +977,10 @@ fn reader_rules_on_the_golden_bundle() {
         Manifest::parse(&sign_value(&unsigned)).unwrap(),
         built.manifest
     );
+    let recipient = unsigned.as_object_mut().unwrap().remove("recipient");
+    let e = Manifest::parse(&sign_value(&unsigned)).unwrap_err();
+    assert!(e.to_string().contains("missing field `recipient`"), "{e}");
+    unsigned["recipient"] = recipient.unwrap();
     unsigned["exporter"]["extra"] = json!(1);
     assert!(Manifest::parse(&sign_value(&unsigned)).is_err());
 
