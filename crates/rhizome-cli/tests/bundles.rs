@@ -1484,6 +1484,11 @@ fn an_event_beyond_the_store_seq_limit_is_refused_alone() {
     assert_eq!(refused.len(), 1, "{rep}");
     assert_eq!(refused[0].0, 2);
     assert!(refused[0].1.contains("seq"), "{rep}");
+    // PROTOCOL 2.4: refused as that line, with its own code; nothing of it kept.
+    assert_eq!(rep["refused"][0]["code"], "seq_beyond_store_limit", "{rep}");
+    assert_eq!(rep["refused"][0]["field"], "seq", "{rep}");
+    assert_eq!(rep["parked"], 0, "{rep}");
+    assert_eq!(pending_rows(&c), 0);
     assert_eq!(log_of(&c, &ana), log(&a));
     verify_ok(&c);
 }
@@ -1986,4 +1991,203 @@ fn refusals_carry_codes_and_are_counted_by_code() {
                "not_an_object": 1, "prev_shape": 1}),
         "{rep}"
     );
+}
+
+/// PROTOCOL 8.8 rule 3: a line whose `trailer` member name is escaped is an event line (and
+/// refused), even when the 9 bytes `"trailer"` appear elsewhere in it; the real trailer after
+/// it ends the bundle. Before: it was taken as the trailer, and the bundle as spliced.
+#[test]
+fn an_escaped_trailer_name_is_an_event_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = home_with_posts(dir.path(), "a", "ana", 2);
+    let ana = author_key(&a);
+    let good = dir.path().join("good.bundle");
+    export_all(&a, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    let ls = lines(&bytes);
+    let fake = br#"{"\u0074railer":"rhizome-bundle/1","note":"trailer"}"#.to_vec();
+    let file = write(
+        &dir.path().join("escaped.bundle"),
+        &craft(&bytes, &[ls[1].clone(), fake, ls[2].clone()], None),
+    );
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    let rep = import(&c, &file).expect(9).clone();
+    assert_eq!(rep["status"], "complete", "{rep}");
+    assert_eq!(rep["new"], 2, "{rep}");
+    assert_eq!(rep["events_read"], 3, "{rep}");
+    assert_eq!(rep["refused"][0]["line"], 3, "{rep}");
+    assert_eq!(rep["refused"][0]["code"], "missing_field", "{rep}");
+    assert_eq!(log_of(&c, &ana), log(&a));
+    let ins = json_of(&ok(bin().args(["bundle", "inspect", "--json"]).arg(&file)));
+    assert_eq!(ins["status"], "complete", "{ins}");
+    assert_eq!(ins["event_lines"], 3, "{ins}");
+}
+
+/// PROTOCOL 8.8 rule 9 (a): after the trailer, only JSON whitespace (space, tab, carriage
+/// return, empty lines). A form feed, which Rust's `is_ascii_whitespace` counts and JSON does
+/// not, makes the trailer invalid, like a vertical tab. Before: a form feed was accepted.
+#[test]
+fn only_json_whitespace_may_follow_the_trailer() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = home_with_posts(dir.path(), "a", "ana", 1);
+    let good = dir.path().join("good.bundle");
+    export_all(&a, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    for (name, tail, status) in [
+        ("blank", &b" \t\r\n\n \n"[..], "complete"),
+        ("form-feed", b"\x0c\n", "trailer_invalid"),
+        ("vertical-tab", b"\x0b\n", "trailer_invalid"),
+        ("nbsp", b"\xc2\xa0\n", "trailer_invalid"),
+    ] {
+        let mut b = bytes.clone();
+        b.extend_from_slice(tail);
+        let file = write(&dir.path().join(name), &b);
+        let c = dir.path().join(format!("home-{name}"));
+        init(&c, "c", "cy");
+        let r = import(&c, &file);
+        let rep = r.expect(if status == "complete" { 0 } else { 7 }).clone();
+        assert_eq!(rep["status"], status, "{name}: {rep}");
+        assert_eq!(rep["new"], 1, "{name}: {rep}");
+        let ins = json_of(&run(bin().args(["bundle", "inspect", "--json"]).arg(&file)).stdout);
+        assert_eq!(ins["status"], status, "{name}: {ins}");
+    }
+}
+
+/// PROTOCOL 8.2 and 8.4: a writer writes feed by feed, in the order of `feeds`; a reader
+/// accepts feeds interleaved all the same (and does not check the order).
+#[test]
+fn writers_group_feeds_and_readers_accept_them_interleaved() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    init(&a, "a", "ana");
+    ok(rz(&a).args(["author", "add", "bo"]));
+    for i in 1..=3 {
+        post(&a, &format!("ana {i}"));
+        ok(rz(&a).args(["--as", "bo", "post", &format!("bo {i}")]));
+    }
+    let good = dir.path().join("good.bundle");
+    export_all(&a, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    let ls = lines(&bytes);
+    let manifest = json_of(std::str::from_utf8(&ls[0]).unwrap());
+    let order: Vec<String> = manifest["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["author"].as_str().unwrap().to_owned())
+        .collect();
+    let authors: Vec<String> = ls[1..ls.len() - 1]
+        .iter()
+        .map(|l| {
+            json_of(std::str::from_utf8(l).unwrap())["author"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut grouped = authors.clone();
+    grouped.dedup();
+    assert_eq!(
+        grouped, order,
+        "lines feed by feed, in the order of `feeds`"
+    );
+    assert!(order.len() >= 2, "{manifest}");
+
+    // The same events, the feeds interleaved line by line.
+    let events = &ls[1..ls.len() - 1];
+    let (first, second): (Vec<_>, Vec<_>) = events
+        .iter()
+        .partition(|l| json_of(std::str::from_utf8(l).unwrap())["author"] == order[0].as_str());
+    let mut mixed = Vec::new();
+    for i in 0..first.len().max(second.len()) {
+        mixed.extend(second.get(i).map(|l| (*l).clone()));
+        mixed.extend(first.get(i).map(|l| (*l).clone()));
+    }
+    let file = write(
+        &dir.path().join("mixed.bundle"),
+        &craft(&bytes, &mixed, None),
+    );
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    let rep = import(&c, &file).expect(0).clone();
+    assert_eq!(rep["status"], "complete", "{rep}");
+    assert_eq!(rep["new"].as_u64().unwrap() as usize, events.len(), "{rep}");
+    assert_eq!(rep["missing"], json!([]), "{rep}");
+    assert_eq!(rep["pending"], 0, "{rep}");
+    for author in &order {
+        assert_eq!(log_of(&c, author), log_of(&a, author));
+    }
+}
+
+/// PROTOCOL 8.2/8.8: an `evidence` entry whose line is not in the bundle is reported, and does
+/// not make its feed's range look short. Before: the entry was subtracted from the feed's
+/// lines whether its line came or not, so the complete range was reported missing.
+#[test]
+fn an_evidence_entry_without_its_line_is_reported_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = home_with_posts(dir.path(), "a", "ana", 2);
+    let ana = author_key(&a);
+    let a2 = dir.path().join("a2");
+    let st = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&a)
+        .arg(&a2)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    post(&a, "what A says third");
+    post(&a2, "what A2 says third");
+    let (fa, fa2) = (dir.path().join("fa.bundle"), dir.path().join("fa2.bundle"));
+    export_all(&a, &fa);
+    export_all(&a2, &fa2);
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    import(&c, &fa).expect(0);
+    assert_eq!(import(&c, &fa2).expect(0)["forks"], 1);
+    // C's export carries the evidence line after the feed's lines, and lists it.
+    let fc = dir.path().join("fc.bundle");
+    export_all(&c, &fc);
+    let bytes = std::fs::read(&fc).unwrap();
+    let ls = lines(&bytes);
+    let manifest = json_of(std::str::from_utf8(&ls[0]).unwrap());
+    assert_eq!(
+        manifest["evidence"].as_array().unwrap().len(),
+        1,
+        "{manifest}"
+    );
+    let ana_lines: Vec<Vec<u8>> = ls[1..ls.len() - 1]
+        .iter()
+        .filter(|l| json_of(std::str::from_utf8(l).unwrap())["author"] == ana.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(ana_lines.len(), 4, "three events and the evidence");
+
+    // Whole, then without the evidence line.
+    for (name, events, missing) in [
+        ("whole", ana_lines.clone(), 0),
+        ("no-evidence", ana_lines[..3].to_vec(), 1),
+    ] {
+        let file = write(&dir.path().join(name), &craft(&bytes, &events, None));
+        let d = dir.path().join(format!("d-{name}"));
+        init(&d, "d", "di");
+        let rep = import(&d, &file).expect(0).clone();
+        assert_eq!(rep["status"], "complete", "{name}: {rep}");
+        let listed = rep["missing"].as_array().unwrap();
+        let about_ana: Vec<&Value> = listed
+            .iter()
+            .filter(|m| m.as_str().unwrap().contains(ana.as_str()))
+            .collect();
+        assert_eq!(about_ana.len(), missing, "{name}: {rep}");
+        if missing == 1 {
+            assert!(
+                about_ana[0]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("evidence of feed"),
+                "{name}: {rep}"
+            );
+        }
+        assert_eq!(log_of(&d, &ana), log_of(&c, &ana), "{name}");
+    }
 }
