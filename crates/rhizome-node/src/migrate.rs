@@ -583,3 +583,79 @@ fn user_key(store: &dyn Store, keeper: &Keeper, user: &str) -> Result<SecretKey>
         .ok_or_else(|| NodeError::invalid(format!("the author made for user {user:?} is gone")))?;
     keeper.open(&author.secret, &author.public_key)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{InitRequest, KeySession, Protection, StoreLocation, Unlock};
+    use zeroize::Zeroizing;
+
+    struct NoPassphrase;
+    impl Unlock for NoPassphrase {
+        fn passphrase(&self, _: bool) -> Result<Zeroizing<String>> {
+            Err(NodeError::Passphrase("none in this test".into()))
+        }
+    }
+
+    fn node(dir: &std::path::Path) -> Node {
+        let request = InitRequest {
+            name: "test".into(),
+            author: None,
+            protection: Protection::Plain,
+        };
+        let location = StoreLocation::Sqlite {
+            home: dir.to_path_buf(),
+        };
+        Node::init(location, KeySession::new(NoPassphrase), &request)
+            .unwrap()
+            .0
+    }
+
+    /// The import reads its input again and checks it again: an input that is not the one
+    /// checked stops with an error (what was imported before it stays, once).
+    #[test]
+    fn an_input_changed_between_check_and_import_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = node(dir.path());
+        let checked_text = "{\"kind\":\"user\",\"id\":\"u1\",\"name\":\"alice\"}\n\
+                            {\"kind\":\"post\",\"id\":\"p1\",\"user\":\"u1\",\"text\":\"one\"}\n";
+        let checked = node.check_migration(&mut checked_text.as_bytes()).unwrap();
+        assert_eq!((checked.records(), checked.bad_total), (2, 0));
+        // One record more than was checked.
+        let grown = format!(
+            "{checked_text}{{\"kind\":\"post\",\"id\":\"p2\",\"user\":\"u1\",\"text\":\"two\"}}\n"
+        );
+        let e = node
+            .migrate(&checked, &mut grown.as_bytes(), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("changed since it was checked"),
+            "{e}"
+        );
+        // A good line turned bad: the counts differ at the end.
+        let turned = checked_text.replace("\"u1\",\"text\"", "\"u9\",\"text\"");
+        let e = node
+            .migrate(&checked, &mut turned.as_bytes(), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("changed since it was checked"),
+            "{e}"
+        );
+        // The checked input imports; the stopped run had imported both records before the
+        // line it did not expect, and they are not imported twice.
+        let done = node
+            .migrate(&checked, &mut checked_text.as_bytes(), &mut |_| {})
+            .unwrap();
+        assert_eq!(done.records, 2);
+        assert_eq!((done.users_created, done.events_created), (0, 0));
+        assert_eq!(done.already_imported, 2);
+    }
+
+    #[test]
+    fn quotes_are_short_and_escaped() {
+        assert_eq!(quote("a\"b\n"), "\"a\\\"b\\n\"");
+        let q = quote(&"é".repeat(1000));
+        assert_eq!(q, format!("{:?}…", "é".repeat(QUOTE_CHARS)));
+    }
+}
