@@ -731,6 +731,12 @@ impl<'de> Visitor<'de> for ScalarSeed<'_> {
 /// Appends `s` to `out` as an RFC 8785 JSON string (quotes included).
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
+    // Nearly every string needs no escape: copied whole.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
