@@ -280,8 +280,7 @@ mod tests {
             None,
             EventType::new("BLOB").unwrap(),
             Timestamp::new(1).unwrap(),
-            Payload::new(serde_json::json!({"data": "x".repeat(bundle::MAX_EVENT_LINE)}))
-                .unwrap(),
+            Payload::new(serde_json::json!({"data": "x".repeat(bundle::MAX_EVENT_LINE)})).unwrap(),
         )
         .unwrap();
         store.append(&[big]).unwrap();
@@ -300,4 +299,3 @@ mod tests {
         assert!(out.is_empty(), "nothing written");
     }
 }
-
