@@ -226,7 +226,11 @@ pub(crate) struct Top {
 /// one scratch copy of the largest object, and 12 bytes per member of the objects open at a
 /// time (plus a 4-byte slot or two per member of those with more than 8): never a tree.
 pub(crate) fn read_top(text: &[u8], router: &mut dyn Router) -> Result<Top, JsonError> {
-    let mut canon = Canon::default();
+    // The output is seldom longer than the text (only numbers written with exponents grow).
+    let mut canon = Canon {
+        out: Vec::with_capacity(text.len()),
+        ..Canon::default()
+    };
     let mut de = serde_json::Deserializer::from_slice(text);
     let (depth, object) = de.deserialize_any(TopVisitor {
         canon: &mut canon,
@@ -326,8 +330,12 @@ impl Canon {
         let first = self.members.len();
         let mut table: Vec<u32> = Vec::new();
         let mut depth = 0;
-        // Kept members so far are in order and none was left out: no rewrite needed.
-        let mut tidy = true;
+        // No rewrite is needed while the kept members come in order and no member left out
+        // comes before a kept one (a signed object's `sig` is its last member, canonically).
+        let mut sorted = true;
+        let mut gap = false;
+        let mut dropped = false;
+        let mut last_kept: Option<Member> = None;
         loop {
             let comma = self.out.len();
             if self.members.len() > first {
@@ -391,17 +399,24 @@ impl Canon {
                 key_end: key_end as u32,
                 end: self.out.len() as u32 | if kept { KEPT } else { 0 },
             };
-            if tidy {
-                let previous = self.members[first..].last();
-                tidy = kept
-                    && previous.is_none_or(|p| {
-                        compare_keys(p.key(&self.out), member.key(&self.out)).is_lt()
-                    });
+            if kept {
+                gap |= dropped;
+                if let (true, Some(p)) = (sorted, last_kept) {
+                    sorted = compare_keys(p.key(&self.out), member.key(&self.out)).is_lt();
+                }
+                last_kept = Some(member);
+            } else {
+                dropped = true;
             }
             self.members.push(member);
         }
-        if !tidy {
+        if !sorted || gap {
             self.rewrite(body, first);
+        } else {
+            // Only what was left out after the last kept member (keys kept for the
+            // duplicate check) is cut.
+            self.out
+                .truncate(last_kept.map_or(body, |m| (m.end & !KEPT) as usize));
         }
         self.members.truncate(first);
         self.out.push(b'}');
@@ -901,6 +916,24 @@ mod tests {
         let (bytes, omitted) = canonical_strict(text, Some("sig")).unwrap();
         assert_eq!(bytes, br#"{"a":"x","z":[1,{"a":1,"b":2}]}"#);
         assert_eq!(omitted.as_deref(), Some(&br#""00ff""#[..]));
+        // Wherever it is: first, between, last (the canonical place, cut without a rewrite).
+        for text in [
+            &br#"{"sig":"x","a":1,"b":[2]}"#[..],
+            br#"{"a":1,"sig":"x","b":[2]}"#,
+            br#"{"a":1,"b":[2],"sig":"x"}"#,
+            br#"{"b":[2],"a":1,"sig":"x"}"#,
+        ] {
+            let (bytes, omitted) = canonical_strict(text, Some("sig")).unwrap();
+            assert_eq!(
+                bytes,
+                br#"{"a":1,"b":[2]}"#,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+            assert_eq!(omitted.as_deref(), Some(&br#""x""#[..]));
+        }
+        let (bytes, _) = canonical_strict(br#"{"sig":"x"}"#, Some("sig")).unwrap();
+        assert_eq!(bytes, b"{}");
         // Only at the top level; and a second one is a duplicate key like any other.
         let (_, nested) = canonical_strict(br#"{"a":{"sig":1}}"#, Some("sig")).unwrap();
         assert_eq!(nested, None);
