@@ -306,6 +306,9 @@ impl Manifest {
             .map_err(|e| BundleError::Shape(format!("field `exporter.public_key`: {e}")))?;
         let sig = sig.and_then(|s| serde_json::from_slice::<Value>(&s).ok());
         verify_sig(sig, MANIFEST_PREFIX, &unsigned, &key)?;
+        // Freed before the manifest is read into the values that outlive this call, so that
+        // these can take its place (a 15 MB manifest's import kept 10 MB more otherwise).
+        drop(unsigned);
         // Read from the line as written, so integers must be written with digits only
         // (PROTOCOL 8.2: `5.0` is refused, though its canonical form is `5`). The values are
         // those the signature covers: the line has no duplicate keys (checked above), and the

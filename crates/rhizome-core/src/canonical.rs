@@ -226,7 +226,8 @@ pub(crate) struct Top {
 /// one scratch copy of the largest object, and 12 bytes per member of the objects open at a
 /// time (plus a 4-byte slot or two per member of those with more than 8): never a tree.
 pub(crate) fn read_top(text: &[u8], router: &mut dyn Router) -> Result<Top, JsonError> {
-    // The output is seldom longer than the text (only numbers written with exponents grow).
+    // The output is seldom longer than the text (only numbers written with exponents grow):
+    // one allocation, no copies as it grows.
     let mut canon = Canon {
         out: Vec::with_capacity(text.len()),
         ..Canon::default()
