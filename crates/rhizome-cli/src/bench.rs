@@ -261,6 +261,7 @@ pub fn run(cmd: &BenchCmd, json: bool) -> Result<()> {
             payload_bytes,
         } => bundle(*events, *feeds, dir, *payload_bytes, json)?,
         BenchCmd::Verify { signatures } => verify(*signatures, json)?,
+        BenchCmd::Hostile { case, bytes, dir } => hostile(*case, dir, *bytes)?,
         BenchCmd::Kdf => {
             let kdf = KdfParams::default();
             let mut times = Vec::new();
@@ -479,5 +480,218 @@ fn verify(signatures: usize, json: bool) -> Result<()> {
             None => say!("  the table did not pay at any group size measured"),
         }
     }
+    Ok(())
+}
+
+/// `bench hostile`: one hostile (or merely extreme) input of the memory-bounds benchmarks
+/// (BENCHMARKS.md, "Issue 10: memory bounds"), written to `dir`, streamed so that the
+/// generator itself holds at most one bundle. Prints the path written.
+pub fn hostile(case: crate::cli::HostileCase, dir: &std::path::Path, bytes: u64) -> Result<()> {
+    use crate::cli::HostileCase as C;
+    use rhizome_core::bundle::{Counts, Exporter, FeedRange, Manifest, Trailer, FORMAT};
+    use rhizome_core::event::{line, Header};
+    use rhizome_core::{Clock, Hash, InstanceId};
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+
+    std::fs::create_dir_all(dir)?;
+    let instance = SecretKey::from_seed(&[0x61; 32]);
+    // One author per case, so that several cases import into one home without forks.
+    let author = SecretKey::from_seed(&[0x62 + case as u8; 32]);
+    let exporter = Exporter {
+        instance_id: InstanceId::of(&instance.public_key()),
+        public_key: instance.public_key(),
+        name: "hostile".into(),
+        age_recipient: None,
+    };
+    // A payload of `n` bytes (canonical): one string, or an object of tiny members.
+    let payload = |members: bool, n: u64| -> Vec<u8> {
+        let n = n.max(16) as usize;
+        if !members {
+            let mut p = b"{\"data\":\"".to_vec();
+            p.resize(n - 2, b'x');
+            p.extend_from_slice(b"\"}");
+            return p;
+        }
+        // {"aaaaa":0,"aaaab":0,...}: keys of five letters in canonical (sorted) order.
+        let mut p = vec![b'{'];
+        let mut k = 0u64;
+        while p.len() + 11 < n {
+            if k > 0 {
+                p.push(b',');
+            }
+            let mut key = [b'a'; 5];
+            let mut x = k;
+            for c in key.iter_mut().rev() {
+                *c = b'a' + (x % 26) as u8;
+                x /= 26;
+            }
+            p.push(b'"');
+            p.extend_from_slice(&key);
+            p.extend_from_slice(b"\":0");
+            k += 1;
+        }
+        p.push(b'}');
+        p
+    };
+    // Signed event lines of one feed, each with the payload `p`.
+    let events = |count: u64, p: &[u8]| -> Result<Vec<Vec<u8>>> {
+        let mut prev = None;
+        let mut out = Vec::new();
+        for seq in 1..=count {
+            let header = Header {
+                author: author.public_key(),
+                seq: Seq::new(seq)?,
+                prev,
+                kind: EventType::new("BLOB")?,
+                timestamp: Timestamp::new(1_764_000_000_000 + seq)?,
+                payload_hash: Hash::digest(p),
+                payload_size: p.len() as u64,
+            };
+            let hash = header.hash();
+            let sig = author.sign(&signing_message(&hash));
+            let mut l = line(&header, Some(p), &hash, &sig);
+            l.push(b'\n');
+            out.push(l);
+            prev = Some(hash);
+        }
+        Ok(out)
+    };
+    // A whole bundle of those lines, signed by the instance key.
+    let bundle = |lines: &[Vec<u8>], head: Option<Hash>| -> Vec<u8> {
+        let n = lines.len() as u64;
+        let mut clock = Clock::new();
+        let mut feeds = Vec::new();
+        if let (Some(head), Ok(to)) = (head, Seq::new(n)) {
+            clock.set(author.public_key(), to);
+            feeds.push(FeedRange {
+                author: author.public_key(),
+                from: 1,
+                to: n,
+                head,
+            });
+        }
+        let m = Manifest {
+            format: FORMAT.into(),
+            exporter: exporter.clone(),
+            clock,
+            base: Clock::new(),
+            recipient: None,
+            feeds,
+            counts: Counts {
+                events: n,
+                feeds: u64::from(n > 0),
+                bytes: lines.iter().map(|l| l.len() as u64).sum(),
+            },
+            created_at: 1_764_000_100_000,
+            hosts: vec![],
+            evidence: vec![],
+        };
+        let mut out = m.to_line(&instance);
+        out.push(b'\n');
+        for l in lines {
+            out.extend_from_slice(l);
+        }
+        let t = Trailer {
+            trailer: FORMAT.into(),
+            events: n,
+            sha256: Hash::from_bytes(Sha256::digest(&out).into()),
+        };
+        out.extend_from_slice(&t.to_line(&instance));
+        out.push(b'\n');
+        out
+    };
+    let head = |lines: &[Vec<u8>]| -> Option<Hash> {
+        let last = lines.last()?;
+        rhizome_core::Event::parse(&last[..last.len() - 1])
+            .ok()
+            .map(|e| e.hash)
+    };
+    let (name, content): (&str, Vec<u8>) = match case {
+        C::StringLine | C::MemberLine | C::MemberLines => {
+            let members = !matches!(case, C::StringLine);
+            let count = if matches!(case, C::MemberLines) {
+                10
+            } else {
+                1
+            };
+            // The payload is the line less its ~500 bytes of header.
+            let lines = events(count, &payload(members, bytes.saturating_sub(500)))?;
+            let name = match case {
+                C::StringLine => "string-line.bundle",
+                C::MemberLine => "member-line.bundle",
+                _ => "member-lines.bundle",
+            };
+            (name, bundle(&lines, head(&lines)))
+        }
+        C::Repetitive => {
+            // 24 events of 1 MiB of one repeated letter, zstd-compressed as `export --compress`
+            // does: valid data that expands thousands of times.
+            let lines = events(24, &payload(false, 1 << 20))?;
+            let plain = bundle(&lines, head(&lines));
+            let mut z = rhizome_sync::codec::encoder(Vec::new())?;
+            z.write_all(&plain)?;
+            ("repetitive.bundle.zst", z.finish()?)
+        }
+        C::Manifest => {
+            // A manifest line of `bytes` bytes: the members of a real one and an unknown
+            // member holding an object of tiny members (refused, after it was read).
+            let m = bundle(&[], None);
+            let first = m.split(|b| *b == b'\n').next().unwrap_or_default();
+            let mut line = first[..first.len() - 1].to_vec();
+            line.extend_from_slice(b",\"x\":");
+            line.extend_from_slice(&payload(true, bytes.saturating_sub(first.len() as u64)));
+            line.extend_from_slice(b"}\n");
+            ("manifest.bundle", line)
+        }
+        C::MigrateLine => {
+            // A user, then one post whose text is `bytes` long (the schema allows 10,000).
+            let path = dir.join("migrate-line.jsonl");
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            w.write_all(b"{\"kind\":\"user\",\"id\":\"u1\",\"name\":\"Hostile\"}\n")?;
+            w.write_all(b"{\"kind\":\"post\",\"id\":\"p1\",\"user\":\"u1\",\"text\":\"")?;
+            let chunk = vec![b'x'; 1 << 20];
+            let mut left = bytes;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                w.write_all(&chunk[..n])?;
+                left -= n as u64;
+            }
+            w.write_all(b"\"}\n")?;
+            w.flush()?;
+            say!("{}", path.display());
+            return Ok(());
+        }
+        C::MigrateRecords => {
+            // Valid records: 100 users, then posts of 10,000 characters up to `bytes`.
+            let path = dir.join("migrate-records.jsonl");
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            for u in 0..100 {
+                writeln!(
+                    w,
+                    "{{\"kind\":\"user\",\"id\":\"u{u}\",\"name\":\"User {u}\"}}"
+                )?;
+            }
+            let text = "y".repeat(10_000);
+            let mut written = 0u64;
+            let mut p = 0u64;
+            while written < bytes {
+                let l = format!(
+                    "{{\"kind\":\"post\",\"id\":\"p{p}\",\"user\":\"u{}\",\"at\":{},\"text\":\"{text}\"}}\n",
+                    p % 100,
+                    1_764_000_000_000 + p
+                );
+                w.write_all(l.as_bytes())?;
+                written += l.len() as u64;
+                p += 1;
+            }
+            w.flush()?;
+            say!("{}", path.display());
+            return Ok(());
+        }
+    };
+    let path = dir.join(name);
+    std::fs::write(&path, content)?;
+    say!("{}", path.display());
     Ok(())
 }

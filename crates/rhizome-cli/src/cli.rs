@@ -536,6 +536,42 @@ EXAMPLES:\n  rhizome bench bundle --events 1000000 --feeds 1000 --dir /tmp/rb"
         #[arg(long, default_value_t = 4096)]
         signatures: usize,
     },
+    /// Write one hostile or extreme input of the memory-bound benchmarks (BENCHMARKS.md,
+    /// "Issue 10: memory bounds"); prints its path. Bundles are signed by a fixed test key
+    #[command(
+        after_help = "EXAMPLES:\n  rhizome bench hostile --case member-line --bytes 15000000 --dir /tmp/rh\n  RHIZOME_TRUST_ON_FIRST_USE=1 /usr/bin/time -v rhizome --home /tmp/rh/dest import /tmp/rh/member-line.bundle"
+    )]
+    Hostile {
+        /// Which input
+        #[arg(long, value_enum)]
+        case: HostileCase,
+        /// Size of the line (event line, manifest line or migration line), in bytes; for
+        /// `migrate-records`, of the whole file
+        #[arg(long, default_value_t = 15_000_000)]
+        bytes: u64,
+        /// Where to write it
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// The inputs of `rhizome bench hostile`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostileCase {
+    /// A valid bundle of one event line whose payload is one long string
+    StringLine,
+    /// A valid bundle of one event line whose payload is an object of tiny members
+    MemberLine,
+    /// The same with ten such lines
+    MemberLines,
+    /// 24 valid events of 1 MiB of one letter each, zstd-compressed (expands thousands of times)
+    Repetitive,
+    /// A manifest line of tiny members (refused after it is read)
+    Manifest,
+    /// A migration file whose second line is a post of that many bytes of text
+    MigrateLine,
+    /// A migration file of that many bytes of valid records (posts of 10,000 characters)
+    MigrateRecords,
 }
 
 #[derive(Args, Debug)]

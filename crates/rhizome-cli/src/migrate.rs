@@ -17,42 +17,48 @@ use crate::home;
 /// Runs the migration.
 pub fn run(location: &StoreLocation, from: &Path, skip_bad: bool, json: bool) -> Result<()> {
     let mut node = home::open(location)?;
-    let file = std::fs::File::open(from).map_err(|e| {
-        fail(
-            INVALID_INPUT,
-            format!("cannot read {}: {e}", from.display()),
-        )
+    let open = || {
+        std::fs::File::open(from).map(BufReader::new).map_err(|e| {
+            fail(
+                INVALID_INPUT,
+                format!("cannot read {}: {e}", from.display()),
+            )
+        })
+    };
+    // Read twice (checked, then imported as it is read again): records are not held.
+    let checked = node.check_migration(&mut open()?).map_err(|e| match e {
+        NodeError::Invalid(m) => fail(INVALID_INPUT, format!("{}: {m}", from.display())),
+        other => other.into(),
     })?;
-    let checked = node
-        .check_migration(&mut BufReader::new(file))
-        .map_err(|e| match e {
-            NodeError::Invalid(m) => fail(INVALID_INPUT, format!("{}: {m}", from.display())),
-            other => other.into(),
-        })?;
-    let report_bad = |bad: &[Bad]| {
+    let report_bad = |bad: &[Bad], total: u64| {
         for b in bad.iter().take(50) {
             eprintln!("{}: line {}: {}", from.display(), b.line, b.error);
         }
-        if bad.len() > 50 {
-            eprintln!("... and {} more bad lines", bad.len() - 50);
+        if total > 50 {
+            eprintln!("... and {} more bad lines", total - 50);
         }
     };
-    if !checked.bad.is_empty() && !skip_bad {
-        report_bad(&checked.bad);
+    if checked.bad_total > 0 && !skip_bad {
+        report_bad(&checked.bad, checked.bad_total);
         return Err(fail(
             INVALID_INPUT,
             format!(
                 "{} bad line(s) in {}; nothing was imported (fix them, or pass --skip-bad)",
-                checked.bad.len(),
+                checked.bad_total,
                 from.display()
             ),
         ));
     }
     let bar = crate::progress::bar(checked.records() as u64, "migrating");
-    let done = node.migrate(&checked, &mut |n| bar.set_position(n))?;
+    let done = node
+        .migrate(&checked, &mut open()?, &mut |n| bar.set_position(n))
+        .map_err(|e| match e {
+            NodeError::Invalid(m) => fail(INVALID_INPUT, format!("{}: {m}", from.display())),
+            other => other.into(),
+        })?;
     bar.finish_and_clear();
-    if !checked.bad.is_empty() {
-        report_bad(&checked.bad);
+    if checked.bad_total > 0 {
+        report_bad(&checked.bad, checked.bad_total);
     }
     if json {
         say!(
@@ -60,7 +66,7 @@ pub fn run(location: &StoreLocation, from: &Path, skip_bad: bool, json: bool) ->
             json!({"records": done.records, "users_created": done.users_created,
                    "events_created": done.events_created, "profiles_created": done.profiles_created,
                    "already_imported": done.already_imported,
-                   "bad_lines": checked.bad})
+                   "bad_lines": checked.bad, "bad_lines_total": checked.bad_total})
         );
     } else {
         say!(
@@ -69,7 +75,7 @@ pub fn run(location: &StoreLocation, from: &Path, skip_bad: bool, json: bool) ->
             done.users_created,
             done.events_created,
             done.already_imported,
-            checked.bad.len(),
+            checked.bad_total,
             done.profiles_created
         );
     }

@@ -243,7 +243,7 @@ fn print_import(report: &ImportReport, file: &Path, json: bool) -> Result<()> {
             );
         }
         for r in report.refused.iter().take(20) {
-            say!("  refused line {}: {}", r.line, r.reason);
+            say!("  refused line {} ({}): {}", r.line, r.code, r.reason);
         }
         for m in report.missing.iter().take(10) {
             say!("  missing {m}");

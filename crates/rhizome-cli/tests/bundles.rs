@@ -499,18 +499,19 @@ fn relay_through_a_carrier_keeps_events_byte_identical() {
 // 2. Importing twice
 // ---------------------------------------------------------------------------------------------
 
-/// Lines larger than a chunk (each goes alone) and, together, than the bytes allowed in flight:
-/// the reader waits for the writer to store earlier ones, and every event arrives.
+/// Lines near the 2 MiB event-line limit, about a chunk each (each goes alone) and, together,
+/// more than the bytes allowed in flight: the reader waits for the writer to store earlier
+/// ones, and every event arrives.
 #[test]
 fn large_lines_import_whole() {
     let dir = tempfile::tempdir().unwrap();
     let made = dir.path().join("made");
     ok(bin()
         .args(["bench", "bundle", "--events", "24", "--feeds", "2"])
-        .args(["--payload-bytes", "3000000", "--dir"])
+        .args(["--payload-bytes", "2090000", "--dir"])
         .arg(&made));
     let file = made.join("full.bundle");
-    assert!(std::fs::metadata(&file).unwrap().len() > 72_000_000);
+    assert!(std::fs::metadata(&file).unwrap().len() > 50_000_000);
     let home = dir.path().join("dest");
     init(&home, "dest", "dora");
     let report = import(&home, &file).expect(0).clone();
@@ -1485,6 +1486,11 @@ fn an_event_beyond_the_store_seq_limit_is_refused_alone() {
     assert_eq!(refused.len(), 1, "{rep}");
     assert_eq!(refused[0].0, 2);
     assert!(refused[0].1.contains("seq"), "{rep}");
+    // PROTOCOL 2.4: refused as that line, with its own code; nothing of it kept.
+    assert_eq!(rep["refused"][0]["code"], "seq_beyond_store_limit", "{rep}");
+    assert_eq!(rep["refused"][0]["field"], "seq", "{rep}");
+    assert_eq!(rep["parked"], 0, "{rep}");
+    assert_eq!(pending_rows(&c), 0);
     assert_eq!(log_of(&c, &ana), log(&a));
     verify_ok(&c);
 }
@@ -1716,4 +1722,474 @@ fn exports_are_atomic_and_leave_no_temporary_files() {
     assert_eq!(r.code, 0, "{}", r.desc);
     assert!(out.join("rel.bundle").is_file());
     assert_eq!(partials(dir.path()), Vec::<PathBuf>::new());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 10: limits and memory bounds, refusal codes, rules an implementation could read two ways
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `args` on the binary (environment as [`bin`]), sampling its peak RSS (VmHWM, kB).
+/// Returns the run and the peak.
+fn run_peak(args: &[std::ffi::OsString]) -> (Run, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("rhizome"));
+    cmd.env_remove("RHIZOME_PASSPHRASE")
+        .env_remove("RHIZOME_HOME")
+        .env("RHIZOME_TRUST_ON_FIRST_USE", "1")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let desc = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap();
+    let mut peak = 0;
+    let status = loop {
+        if let Some(p) = peak_rss_kb(child.id()) {
+            peak = peak.max(p);
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap();
+    let stderr = std::fs::read_to_string(&err_path).unwrap();
+    assert!(!stderr.contains("panicked"), "{desc}: {stderr}");
+    let code = status.code().unwrap_or_else(|| panic!("killed: {desc}"));
+    let desc =
+        format!("{desc}\n  status {code}, peak {peak} kB\n  stdout: {stdout}\n  stderr: {stderr}");
+    (
+        Run {
+            code,
+            stdout,
+            stderr,
+            desc,
+        },
+        peak,
+    )
+}
+
+/// `rhizome bench hostile --case CASE --bytes BYTES --dir DIR`: the path written.
+fn hostile(case: &str, bytes: u64, dir: &Path) -> PathBuf {
+    let out = ok(bin()
+        .args([
+            "bench",
+            "hostile",
+            "--case",
+            case,
+            "--bytes",
+            &bytes.to_string(),
+            "--dir",
+        ])
+        .arg(dir));
+    PathBuf::from(out.trim())
+}
+
+fn os(args: &[&str]) -> Vec<std::ffi::OsString> {
+    args.iter().map(std::ffi::OsString::from).collect()
+}
+
+/// Ten valid event lines of 2 MB whose payloads are objects of tiny members (about 200,000
+/// members each): a JSON tree of one takes about 50 MB. The import, `verify`, `views rebuild`
+/// and `log` stay within bounds. Before: the import peaked at 236 MB and `verify` at 352 MB
+/// (BENCHMARKS.md, "Issue 10: memory bounds").
+#[test]
+fn event_lines_of_tiny_members_are_handled_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = hostile("member-lines", 2_000_000, &dir.path().join("made"));
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    let home = |rest: &[&str]| {
+        let mut a = os(&["--home"]);
+        a.push(c.clone().into_os_string());
+        a.extend(os(rest));
+        a
+    };
+    let mut args = home(&["import", "--json"]);
+    args.push(file.into_os_string());
+    let (r, peak) = run_peak(&args);
+    assert_eq!(r.code, 0, "{}", r.desc);
+    let rep = json_of(&r.stdout);
+    assert_eq!(rep["status"], "complete", "{rep}");
+    assert_eq!(rep["new"], 10, "{rep}");
+    assert!(peak < 150 * 1024, "import: {}", r.desc);
+    for (what, limit_mb) in [
+        (&["verify"][..], 150),
+        (&["views", "rebuild"][..], 150),
+        (&["log"][..], 200),
+    ] {
+        let (r, peak) = run_peak(&home(what));
+        assert_eq!(r.code, 0, "{}", r.desc);
+        assert!(peak < limit_mb * 1024, "{what:?}: {}", r.desc);
+    }
+}
+
+/// A rejected manifest line of 15 MB of tiny members is read without a tree. Before: 522 MB.
+#[test]
+fn a_manifest_of_tiny_members_is_rejected_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = hostile("manifest", 15_000_000, &dir.path().join("made"));
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    let mut args = os(&["--home"]);
+    args.push(c.clone().into_os_string());
+    args.extend(os(&["import", "--json"]));
+    args.push(file.clone().into_os_string());
+    let (r, peak) = run_peak(&args);
+    assert_eq!(r.code, 8, "{}", r.desc);
+    assert!(r.stderr.contains("line 1 (manifest)"), "{}", r.desc);
+    assert!(peak < 150 * 1024, "{}", r.desc);
+    let mut args = os(&["bundle", "inspect"]);
+    args.push(file.into_os_string());
+    let (r, peak) = run_peak(&args);
+    assert_eq!(r.code, 8, "{}", r.desc);
+    assert!(peak < 150 * 1024, "{}", r.desc);
+}
+
+/// PROTOCOL 8.10: valid data may expand thousands of times. 24 events of 1 MiB of one letter,
+/// compressed (about 4,500:1), import whole; then `export --compress` of them imports whole
+/// too. Before: refused after 16 MiB ("expands more than 64 times its size", exit 7).
+#[test]
+fn export_compress_of_repetitive_events_imports_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = hostile("repetitive", 0, &dir.path().join("made"));
+    let a = dir.path().join("a");
+    init(&a, "a", "ann");
+    let rep = import(&a, &file).expect(0).clone();
+    assert_eq!(rep["status"], "complete", "{rep}");
+    assert_eq!(rep["new"], 24, "{rep}");
+    let again = dir.path().join("again.bundle");
+    ok(rz(&a)
+        .args(["export", "--all", "--compress", "--to"])
+        .arg(&again));
+    let (plain, packed) = (24 * (1u64 << 20), std::fs::metadata(&again).unwrap().len());
+    assert!(packed * 1000 < plain, "{packed} bytes: not that repetitive");
+    let b = dir.path().join("b");
+    init(&b, "b", "bea");
+    let rep = import(&b, &again).expect(0).clone();
+    assert_eq!(rep["status"], "complete", "{rep}");
+    assert_eq!(rep["new"], 24, "{rep}");
+    let blob_author = log(&a)
+        .lines()
+        .map(json_of)
+        .find(|e| e["type"] == "BLOB")
+        .unwrap()["author"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(log_of(&b, &blob_author), log_of(&a, &blob_author));
+}
+
+/// An event line one byte over 2 MiB is refused alone (`line_too_long`), one at the limit is
+/// read. Before: the limit was 16 MiB for every line.
+#[test]
+fn event_lines_are_limited_to_2_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = home_with_posts(dir.path(), "a", "ana", 1);
+    let good = dir.path().join("good.bundle");
+    export_all(&a, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    let ls = lines(&bytes);
+    // An unknown type whose line is exactly `len` bytes.
+    let key = SecretKey::from_seed(&[0x51; 32]);
+    let at = |seq: u64, prev: Option<Hash>, len: usize| {
+        let make = |n: usize| {
+            sign(
+                &key,
+                Seq::new(seq).unwrap(),
+                prev,
+                EventType::new("BLOB").unwrap(),
+                Timestamp::new(1_764_000_000_000).unwrap(),
+                Payload::new(json!({"data": "x".repeat(n)})).unwrap(),
+            )
+            .unwrap()
+        };
+        // The digits of `payload_size` grow with it: adjust until the length is exact.
+        let mut n = len - make(0).to_line().len();
+        let mut ev = make(n);
+        while ev.to_line().len() != len {
+            n = n + len - ev.to_line().len();
+            ev = make(n);
+        }
+        ev
+    };
+    let max = 2 << 20;
+    let fits = at(1, None, max);
+    let over = at(2, Some(fits.hash), max + 1);
+    let file = write(
+        &dir.path().join("limit.bundle"),
+        &craft(
+            &bytes,
+            &[ls[1].clone(), fits.to_line(), over.to_line()],
+            None,
+        ),
+    );
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    let rep = import(&c, &file).expect(9).clone();
+    assert_eq!(rep["status"], "complete", "{rep}");
+    assert_eq!(rep["new"], 2, "{rep}");
+    assert_eq!(rep["refused"][0]["line"], 4, "{rep}");
+    assert_eq!(rep["refused"][0]["code"], "line_too_long", "{rep}");
+    assert_eq!(rep["refused_by_code"], json!({"line_too_long": 1}), "{rep}");
+    let ins = json_of(&ok(bin().args(["bundle", "inspect", "--json"]).arg(&file)));
+    assert_eq!(ins["refused_by_code"], json!({"line_too_long": 1}), "{ins}");
+}
+
+/// Every refused line carries a stable code (and the member it is about), and the report
+/// counts refusals by code: reasons whose texts look alike ("field `prev`: ...") differ.
+#[test]
+fn refusals_carry_codes_and_are_counted_by_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = home_with_posts(dir.path(), "a", "ana", 3);
+    let good = dir.path().join("good.bundle");
+    export_all(&a, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    let ls = lines(&bytes);
+    let e2 = &ls[2];
+    let bad = vec![
+        flip_hex_field(e2, "sig"),
+        flip_hex_field(e2, "hash"),
+        replace_once(e2, b"\"prev\":\"", b"\"prev\":null,\"x\":\""),
+        replace_once(e2, b"\"seq\":2", b"\"seq\":2.0"),
+        replace_once(&ls[1], b"\"prev\":null", b"\"prev\":\"00\""),
+        b"{\"author\":".to_vec(),
+        b"[]".to_vec(),
+    ];
+    let file = write(&dir.path().join("bad.bundle"), &craft(&bytes, &bad, None));
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    let rep = import(&c, &file).expect(9).clone();
+    let got: Vec<(u64, String, Value)> = rep["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["code"].as_str().unwrap().to_owned(),
+                r.get("field").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let want = [
+        (2, "bad_signature", json!("sig")),
+        (3, "hash_mismatch", json!("hash")),
+        (4, "prev_shape", json!("prev")),
+        (5, "invalid_field", json!("seq")),
+        (6, "invalid_field", json!("prev")),
+        (7, "invalid_json", Value::Null),
+        (8, "not_an_object", Value::Null),
+    ];
+    let want: Vec<(u64, String, Value)> = want
+        .iter()
+        .map(|(l, c, f)| (*l, c.to_string(), f.clone()))
+        .collect();
+    assert_eq!(got, want, "{rep}");
+    assert_eq!(
+        rep["refused_by_code"],
+        json!({"bad_signature": 1, "hash_mismatch": 1, "invalid_field": 2, "invalid_json": 1,
+               "not_an_object": 1, "prev_shape": 1}),
+        "{rep}"
+    );
+}
+
+/// PROTOCOL 8.8 rule 3: a line whose `trailer` member name is escaped is an event line (and
+/// refused), even when the 9 bytes `"trailer"` appear elsewhere in it; the real trailer after
+/// it ends the bundle. Before: it was taken as the trailer, and the bundle as spliced.
+#[test]
+fn an_escaped_trailer_name_is_an_event_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = home_with_posts(dir.path(), "a", "ana", 2);
+    let ana = author_key(&a);
+    let good = dir.path().join("good.bundle");
+    export_all(&a, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    let ls = lines(&bytes);
+    let fake = br#"{"\u0074railer":"rhizome-bundle/1","note":"trailer"}"#.to_vec();
+    let file = write(
+        &dir.path().join("escaped.bundle"),
+        &craft(&bytes, &[ls[1].clone(), fake, ls[2].clone()], None),
+    );
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    let rep = import(&c, &file).expect(9).clone();
+    assert_eq!(rep["status"], "complete", "{rep}");
+    assert_eq!(rep["new"], 2, "{rep}");
+    assert_eq!(rep["events_read"], 3, "{rep}");
+    assert_eq!(rep["refused"][0]["line"], 3, "{rep}");
+    assert_eq!(rep["refused"][0]["code"], "missing_field", "{rep}");
+    assert_eq!(log_of(&c, &ana), log(&a));
+    let ins = json_of(&ok(bin().args(["bundle", "inspect", "--json"]).arg(&file)));
+    assert_eq!(ins["status"], "complete", "{ins}");
+    assert_eq!(ins["event_lines"], 3, "{ins}");
+}
+
+/// PROTOCOL 8.8 rule 9 (a): after the trailer, only JSON whitespace (space, tab, carriage
+/// return, empty lines). A form feed, which Rust's `is_ascii_whitespace` counts and JSON does
+/// not, makes the trailer invalid, like a vertical tab. Before: a form feed was accepted.
+#[test]
+fn only_json_whitespace_may_follow_the_trailer() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = home_with_posts(dir.path(), "a", "ana", 1);
+    let good = dir.path().join("good.bundle");
+    export_all(&a, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    for (name, tail, status) in [
+        ("blank", &b" \t\r\n\n \n"[..], "complete"),
+        ("form-feed", b"\x0c\n", "trailer_invalid"),
+        ("vertical-tab", b"\x0b\n", "trailer_invalid"),
+        ("nbsp", b"\xc2\xa0\n", "trailer_invalid"),
+    ] {
+        let mut b = bytes.clone();
+        b.extend_from_slice(tail);
+        let file = write(&dir.path().join(name), &b);
+        let c = dir.path().join(format!("home-{name}"));
+        init(&c, "c", "cy");
+        let r = import(&c, &file);
+        let rep = r.expect(if status == "complete" { 0 } else { 7 }).clone();
+        assert_eq!(rep["status"], status, "{name}: {rep}");
+        assert_eq!(rep["new"], 1, "{name}: {rep}");
+        let ins = json_of(&run(bin().args(["bundle", "inspect", "--json"]).arg(&file)).stdout);
+        assert_eq!(ins["status"], status, "{name}: {ins}");
+    }
+}
+
+/// PROTOCOL 8.2 and 8.4: a writer writes feed by feed, in the order of `feeds`; a reader
+/// accepts feeds interleaved all the same (and does not check the order).
+#[test]
+fn writers_group_feeds_and_readers_accept_them_interleaved() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    init(&a, "a", "ana");
+    ok(rz(&a).args(["author", "add", "bo"]));
+    for i in 1..=3 {
+        post(&a, &format!("ana {i}"));
+        ok(rz(&a).args(["--as", "bo", "post", &format!("bo {i}")]));
+    }
+    let good = dir.path().join("good.bundle");
+    export_all(&a, &good);
+    let bytes = std::fs::read(&good).unwrap();
+    let ls = lines(&bytes);
+    let manifest = json_of(std::str::from_utf8(&ls[0]).unwrap());
+    let order: Vec<String> = manifest["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["author"].as_str().unwrap().to_owned())
+        .collect();
+    let authors: Vec<String> = ls[1..ls.len() - 1]
+        .iter()
+        .map(|l| {
+            json_of(std::str::from_utf8(l).unwrap())["author"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut grouped = authors.clone();
+    grouped.dedup();
+    assert_eq!(
+        grouped, order,
+        "lines feed by feed, in the order of `feeds`"
+    );
+    assert!(order.len() >= 2, "{manifest}");
+
+    // The same events, the feeds interleaved line by line.
+    let events = &ls[1..ls.len() - 1];
+    let (first, second): (Vec<_>, Vec<_>) = events
+        .iter()
+        .partition(|l| json_of(std::str::from_utf8(l).unwrap())["author"] == order[0].as_str());
+    let mut mixed = Vec::new();
+    for i in 0..first.len().max(second.len()) {
+        mixed.extend(second.get(i).map(|l| (*l).clone()));
+        mixed.extend(first.get(i).map(|l| (*l).clone()));
+    }
+    let file = write(
+        &dir.path().join("mixed.bundle"),
+        &craft(&bytes, &mixed, None),
+    );
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    let rep = import(&c, &file).expect(0).clone();
+    assert_eq!(rep["status"], "complete", "{rep}");
+    assert_eq!(rep["new"].as_u64().unwrap() as usize, events.len(), "{rep}");
+    assert_eq!(rep["missing"], json!([]), "{rep}");
+    assert_eq!(rep["pending"], 0, "{rep}");
+    for author in &order {
+        assert_eq!(log_of(&c, author), log_of(&a, author));
+    }
+}
+
+/// PROTOCOL 8.2/8.8: an `evidence` entry whose line is not in the bundle is reported, and does
+/// not make its feed's range look short. Before: the entry was subtracted from the feed's
+/// lines whether its line came or not, so the complete range was reported missing.
+#[test]
+fn an_evidence_entry_without_its_line_is_reported_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = home_with_posts(dir.path(), "a", "ana", 2);
+    let ana = author_key(&a);
+    let a2 = dir.path().join("a2");
+    let st = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&a)
+        .arg(&a2)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    post(&a, "what A says third");
+    post(&a2, "what A2 says third");
+    let (fa, fa2) = (dir.path().join("fa.bundle"), dir.path().join("fa2.bundle"));
+    export_all(&a, &fa);
+    export_all(&a2, &fa2);
+    let c = dir.path().join("c");
+    init(&c, "c", "cy");
+    import(&c, &fa).expect(0);
+    assert_eq!(import(&c, &fa2).expect(0)["forks"], 1);
+    // C's export carries the evidence line after the feed's lines, and lists it.
+    let fc = dir.path().join("fc.bundle");
+    export_all(&c, &fc);
+    let bytes = std::fs::read(&fc).unwrap();
+    let ls = lines(&bytes);
+    let manifest = json_of(std::str::from_utf8(&ls[0]).unwrap());
+    assert_eq!(
+        manifest["evidence"].as_array().unwrap().len(),
+        1,
+        "{manifest}"
+    );
+    let ana_lines: Vec<Vec<u8>> = ls[1..ls.len() - 1]
+        .iter()
+        .filter(|l| json_of(std::str::from_utf8(l).unwrap())["author"] == ana.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(ana_lines.len(), 4, "three events and the evidence");
+
+    // Whole, then without the evidence line.
+    for (name, events, missing) in [
+        ("whole", ana_lines.clone(), 0),
+        ("no-evidence", ana_lines[..3].to_vec(), 1),
+    ] {
+        let file = write(&dir.path().join(name), &craft(&bytes, &events, None));
+        let d = dir.path().join(format!("d-{name}"));
+        init(&d, "d", "di");
+        let rep = import(&d, &file).expect(0).clone();
+        assert_eq!(rep["status"], "complete", "{name}: {rep}");
+        let listed = rep["missing"].as_array().unwrap();
+        let about_ana: Vec<&Value> = listed
+            .iter()
+            .filter(|m| m.as_str().unwrap().contains(ana.as_str()))
+            .collect();
+        assert_eq!(about_ana.len(), missing, "{name}: {rep}");
+        if missing == 1 {
+            assert!(
+                about_ana[0]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("evidence of feed"),
+                "{name}: {rep}"
+            );
+        }
+        assert_eq!(log_of(&d, &ana), log_of(&c, &ana), "{name}");
+    }
 }

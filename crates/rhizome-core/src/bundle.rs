@@ -17,8 +17,23 @@ use crate::privacy::{HostDeclaration, HostError};
 
 /// Format name and version, first member of every manifest.
 pub const FORMAT: &str = "rhizome-bundle/1";
-/// Longest line a reader accepts and a writer may produce (16 MiB, newline excluded).
+/// Longest manifest line a reader accepts and a writer may produce (16 MiB, line feed
+/// excluded): a manifest lists every feed a bundle carries, about 250 bytes each.
 pub const MAX_LINE: usize = 16 << 20;
+/// Longest line after the manifest (event lines, the trailer) a reader accepts and a writer
+/// may produce (2 MiB, line feed excluded). A reader holds several event lines at once and
+/// may build a JSON tree of one payload, which takes up to about 25 times its bytes; the
+/// largest event of the known types (a `CIRCLE_UPDATE` or a `POST` with 10,000 members) is
+/// under 700 KB. PROTOCOL 3.5 and 8.8.
+pub const MAX_EVENT_LINE: usize = 2 << 20;
+
+/// True when a line read after the trailer is blank: nothing but the bytes JSON counts as
+/// whitespace (RFC 8259: space, tab, carriage return; a line feed ends the line). PROTOCOL 8.8
+/// rule 9 (a).
+pub fn is_blank(line: &[u8]) -> bool {
+    line.iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
 
 /// Domain prefix of manifest signatures.
 pub const MANIFEST_PREFIX: &[u8] = b"RHIZOME-MANIFEST-V1\n";
@@ -150,6 +165,8 @@ struct ManifestLine {
     exporter: Exporter,
     clock: Clock,
     base: Clock,
+    // Required, `null` or an id (PROTOCOL 8.2): not defaulted when missing.
+    #[serde(deserialize_with = "nullable")]
     recipient: Option<InstanceId>,
     feeds: Vec<FeedRange>,
     counts: Counts,
@@ -160,6 +177,13 @@ struct ManifestLine {
     evidence: Vec<Evidence>,
     #[serde(rename = "sig")]
     _sig: serde::de::IgnoredAny,
+}
+
+/// A member that must be present and may be `null` (serde would default a missing `Option`).
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)
 }
 
 impl From<ManifestLine> for Manifest {
@@ -250,17 +274,22 @@ impl Manifest {
     /// read into the typed manifest, which is what the signature covers, exactly.
     pub fn parse(line: &[u8]) -> Result<Manifest, BundleError> {
         let (unsigned, sig) = canonical_strict(line, Some("sig"))?;
-        /// The members needed before the signature can be checked.
+        /// The members needed before the signature can be checked, read without a tree
+        /// (anything else, or another type, is skipped).
         #[derive(Deserialize)]
         struct Peek {
-            format: Option<Value>,
-            exporter: Option<Value>,
+            format: Option<AnyStr>,
+            exporter: Option<PeekExporter>,
+        }
+        #[derive(Deserialize)]
+        struct PeekExporter {
+            public_key: Option<AnyStr>,
         }
         // Only an object is a manifest (serde would also read a struct from an array).
         let peek = (unsigned.first() == Some(&b'{'))
             .then(|| serde_json::from_slice::<Peek>(&unsigned).ok())
             .flatten();
-        match peek.as_ref().and_then(|p| p.format.as_ref()?.as_str()) {
+        match peek.as_ref().and_then(|p| p.format.as_ref()?.0.as_deref()) {
             Some(FORMAT) => {}
             Some(other) => return Err(BundleError::Format(other.into())),
             None => {
@@ -271,12 +300,15 @@ impl Manifest {
         }
         let key: PublicKey = peek
             .as_ref()
-            .and_then(|p| p.exporter.as_ref()?.get("public_key")?.as_str())
+            .and_then(|p| p.exporter.as_ref()?.public_key.as_ref()?.0.as_deref())
             .ok_or_else(|| BundleError::Shape("missing field `exporter.public_key`".into()))?
             .parse()
             .map_err(|e| BundleError::Shape(format!("field `exporter.public_key`: {e}")))?;
         let sig = sig.and_then(|s| serde_json::from_slice::<Value>(&s).ok());
         verify_sig(sig, MANIFEST_PREFIX, &unsigned, &key)?;
+        // Freed before the manifest is read into the values that outlive this call, so that
+        // these can take its place (a 15 MB manifest's import kept 10 MB more otherwise).
+        drop(unsigned);
         // Read from the line as written, so integers must be written with digits only
         // (PROTOCOL 8.2: `5.0` is refused, though its canonical form is `5`). The values are
         // those the signature covers: the line has no duplicate keys (checked above), and the
@@ -284,11 +316,33 @@ impl Manifest {
         let m: Manifest = serde_json::from_slice::<ManifestLine>(line)
             .map_err(|e| BundleError::Shape(JsonError::from(e).message))?
             .into();
+        let mut authors = std::collections::BTreeSet::new();
         for f in &m.feeds {
             if f.from < 1 || f.from > f.to || f.to > crate::ids::MAX_SAFE_INTEGER {
                 return Err(BundleError::Shape(format!(
                     "field `feeds`: range {}..{} of feed {} is not 1 <= from <= to",
                     f.from, f.to, f.author
+                )));
+            }
+            if !authors.insert(f.author) {
+                return Err(BundleError::Shape(format!(
+                    "field `feeds`: feed {} is listed twice",
+                    f.author
+                )));
+            }
+        }
+        let mut evidence = std::collections::BTreeSet::new();
+        for e in &m.evidence {
+            if crate::Seq::new(e.seq).is_err() {
+                return Err(BundleError::Shape(format!(
+                    "field `evidence`: seq {} of {} is not 1 to 2^53-1",
+                    e.seq, e.author
+                )));
+            }
+            if !evidence.insert(e.hash) {
+                return Err(BundleError::Shape(format!(
+                    "field `evidence`: event {} is listed twice",
+                    e.hash
                 )));
             }
         }
@@ -325,12 +379,16 @@ impl Trailer {
         v.get("trailer").is_some()
     }
 
-    /// The trailer, parsed, if `line` is one: it names its `trailer` member literally (as
-    /// canonical JSON does) and parses as an object with that member. Every reader uses this
-    /// one rule, so readers agree on where a bundle ends.
+    /// The trailer, parsed, if `line` is one: it parses strictly as an object one of whose
+    /// member names is written `"trailer"`, literally (no escape, as canonical JSON writes
+    /// it). Every reader uses this one rule, so readers agree on where a bundle ends
+    /// (PROTOCOL 8.8 rule 3).
     pub fn detect(line: &[u8]) -> Option<Value> {
         // Runs on every line of every bundle: a SIMD substring search, not a byte loop.
         memchr::memmem::find(line, b"\"trailer\"")?;
+        if !names_trailer_literally(line) {
+            return None;
+        }
         parse_strict(line).ok().filter(Self::is_trailer)
     }
 
@@ -344,6 +402,96 @@ impl Trailer {
         }
         Ok(t)
     }
+}
+
+/// A string, or `None` for any other JSON value (skipped without building it).
+struct AnyStr(Option<String>);
+
+impl<'de> Deserialize<'de> for AnyStr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = AnyStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<AnyStr, E> {
+                Ok(AnyStr(Some(v.to_owned())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<AnyStr, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<AnyStr, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<AnyStr, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<AnyStr, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_unit<E>(self) -> Result<AnyStr, E> {
+                Ok(AnyStr(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<AnyStr, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(AnyStr(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<AnyStr, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AnyStr(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Whether the top-level object of `line` has a member whose name is written `"trailer"`
+/// without escapes. serde_json hands a name over borrowed from the text exactly when it has
+/// no escape. Any line that is not such an object gives false.
+fn names_trailer_literally(line: &[u8]) -> bool {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    struct Name;
+    impl<'de> Visitor<'de> for Name {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a member name")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<bool, E> {
+            Ok(v == "trailer")
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    struct NameSeed;
+    impl<'de> serde::de::DeserializeSeed<'de> for NameSeed {
+        type Value = bool;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+            d.deserialize_str(Name)
+        }
+    }
+    struct Members;
+    impl<'de> Visitor<'de> for Members {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            let mut literal = false;
+            while let Some(is) = map.next_key_seed(NameSeed)? {
+                literal |= is;
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(literal)
+        }
+    }
+    serde_json::Deserializer::from_slice(line)
+        .deserialize_map(Members)
+        .unwrap_or(false)
 }
 
 /// The shape of an age X25519 recipient: `age1` then 58 lowercase Bech32 characters (a
@@ -501,6 +649,112 @@ mod tests {
         assert!(Manifest::parse(&m4.to_line(&k)).is_err());
     }
 
+    /// The manifest rules of PROTOCOL 8.2 an implementation could read two ways.
+    #[test]
+    fn manifest_members_are_read_one_way() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let feed = |author: PublicKey| FeedRange {
+            author,
+            from: 1,
+            to: 2,
+            head: Hash::digest(b"h"),
+        };
+        let shape = |m: &Manifest| -> String {
+            match Manifest::parse(&m.to_line(&k)) {
+                Err(BundleError::Shape(s)) => s,
+                other => panic!("{other:?}"),
+            }
+        };
+        // A feed listed twice.
+        let mut m = manifest(&k);
+        m.feeds = vec![feed(k.public_key()), feed(k.public_key())];
+        assert!(shape(&m).contains("listed twice"));
+        // Evidence: seq 0, beyond 2^53-1, or the same event twice.
+        let ev = |seq: u64, hash: &[u8]| Evidence {
+            author: k.public_key(),
+            seq,
+            hash: Hash::digest(hash),
+        };
+        for bad in [vec![ev(0, b"e")], vec![ev(1, b"e"), ev(2, b"e")]] {
+            let mut m = manifest(&k);
+            m.evidence = bad;
+            assert!(shape(&m).starts_with("field `evidence`"));
+        }
+        // (Beyond 2^53-1 strict JSON refuses the number itself.)
+        let mut m = manifest(&k);
+        m.evidence = vec![ev(1 << 53, b"e")];
+        assert!(matches!(
+            Manifest::parse(&m.to_line(&k)),
+            Err(BundleError::Json(_))
+        ));
+        // `"hosts": []` and `"evidence": []` read as absent.
+        let line = String::from_utf8(manifest(&k).to_line(&k)).unwrap();
+        let mut v: Value = serde_json::from_str(&line).unwrap();
+        v["hosts"] = serde_json::json!([]);
+        v["evidence"] = serde_json::json!([]);
+        let resigned = {
+            v.as_object_mut().unwrap().remove("sig");
+            let sig = k.sign(&message(MANIFEST_PREFIX, &v));
+            v["sig"] = Value::String(sig.to_hex());
+            to_canonical(&v)
+        };
+        assert_eq!(Manifest::parse(&resigned).unwrap(), manifest(&k));
+        // `recipient` is required (null when there is none): a manifest without it, signed,
+        // is refused.
+        v.as_object_mut().unwrap().remove("sig");
+        v.as_object_mut().unwrap().remove("recipient");
+        let sig = k.sign(&message(MANIFEST_PREFIX, &v));
+        v["sig"] = Value::String(sig.to_hex());
+        let e = Manifest::parse(&to_canonical(&v)).unwrap_err();
+        assert!(e.to_string().contains("missing field `recipient`"), "{e}");
+        // A feed author that is 64 hex but not a valid key (the identity point, small order).
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut m = manifest(&k);
+        m.feeds = vec![feed(PublicKey::from_bytes_unchecked(identity))];
+        let e = Manifest::parse(&m.to_line(&k)).unwrap_err();
+        assert!(e.to_string().contains("small-order"), "{e}");
+        let mut m = manifest(&k);
+        m.evidence = vec![Evidence {
+            author: PublicKey::from_bytes_unchecked(identity),
+            seq: 1,
+            hash: Hash::digest(b"e"),
+        }];
+        assert!(Manifest::parse(&m.to_line(&k)).is_err());
+    }
+
+    /// Integers are digits only everywhere (PROTOCOL 1.4): `2.0` has the canonical form `2`,
+    /// so the signatures still verify, and the value is still refused.
+    #[test]
+    fn integers_written_as_fractions_are_refused_under_valid_signatures() {
+        let k = SecretKey::from_seed(&[3; 32]);
+        let author = SecretKey::from_seed(&[8; 32]);
+        let here = InstanceId::of(&k.public_key());
+        let mut m = manifest(&k);
+        m.hosts.push(HostDeclaration::sign(&author, here, 9));
+        let line = String::from_utf8(m.to_line(&k)).unwrap();
+        assert!(Manifest::parse(line.as_bytes()).is_ok());
+        for (from, to) in [("\"issued_at\":9", "\"issued_at\":9.0"), (":3}", ":3.0}")] {
+            let bad = line.replacen(from, to, 1);
+            assert_ne!(bad, line, "{from}");
+            let e = Manifest::parse(bad.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&e, BundleError::Shape(s) if s.contains("floating point")),
+                "{from}: {e}"
+            );
+        }
+        let t = Trailer {
+            trailer: FORMAT.into(),
+            events: 2,
+            sha256: Hash::digest(b"x"),
+        };
+        let line = String::from_utf8(t.to_line(&k)).unwrap();
+        let bad = line.replace("\"events\":2", "\"events\":2.0");
+        let v = Trailer::detect(bad.as_bytes()).unwrap();
+        let e = Trailer::verify(v, &k.public_key()).unwrap_err();
+        assert!(e.to_string().contains("floating point"), "{e}");
+    }
+
     #[test]
     fn feed_ranges_must_be_ordered() {
         let k = SecretKey::from_seed(&[3; 32]);
@@ -532,6 +786,26 @@ mod tests {
         assert!(Trailer::detect(&t.to_line(&k)).is_some());
         assert!(Trailer::detect(br#"{"\u0074railer":"rhizome-bundle/1"}"#).is_none());
         assert!(Trailer::detect(br#"{"text":"the \"trailer\" word"}"#).is_none());
+        // The 9 bytes elsewhere in the line, and the member's name escaped: not a trailer
+        // (PROTOCOL 8.8 rule 3), though it parses to an object with a member `trailer`.
+        assert!(
+            Trailer::detect(br#"{"\u0074railer":"rhizome-bundle/1","note":"trailer"}"#).is_none()
+        );
+        assert!(Trailer::detect(br#"{"note":"trailer","t\u0072ailer":"x"}"#).is_none());
+        // A literal name makes it one, escapes elsewhere or not, nested `trailer`s not.
+        assert!(Trailer::detect(br#"{"note":"\u0041","trailer":"x"}"#).is_some());
+        assert!(Trailer::detect(br#"{"x":{"trailer":1}}"#).is_none());
+        // Both spellings at once are a duplicate member: not strict JSON, so not a trailer.
+        assert!(Trailer::detect(br#"{"trailer":"x","\u0074railer":"y"}"#).is_none());
+    }
+
+    #[test]
+    fn blank_after_the_trailer_is_json_whitespace_only() {
+        assert!(is_blank(b""));
+        assert!(is_blank(b" \t\r \r"));
+        for other in [&b"\x0c"[..], b"\x0b", b"\x00", b"\xc2\xa0", b"x"] {
+            assert!(!is_blank(other), "{other:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! `prev` is the hash of the event before it) depends on the feed, so the store checks that.
 
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 
 use crate::canonical::{self, parse_strict, write_string, JsonError};
 use crate::ids::{push_hex, Hash, IdError, Seq, Timestamp};
@@ -69,6 +70,40 @@ pub enum EventError {
     /// The signature does not verify under the author's key.
     #[error("field `sig`: signature does not verify for the author")]
     BadSignature,
+}
+
+impl EventError {
+    /// The stable machine-readable code of this reason (PROTOCOL 4.1), one per variant:
+    /// import reports count refusals by it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EventError::Json(_) => "invalid_json",
+            EventError::NotAnObject => "not_an_object",
+            EventError::MissingField(_) => "missing_field",
+            EventError::UnknownField(_) => "unknown_field",
+            EventError::Field { .. } => "invalid_field",
+            EventError::PrevShape => "prev_shape",
+            EventError::HashMismatch { .. } => "hash_mismatch",
+            EventError::PayloadMismatch(_) => "payload_mismatch",
+            EventError::AuthorKey(_) => "invalid_author_key",
+            EventError::BadSignature => "bad_signature",
+        }
+    }
+
+    /// The member of the event line the reason is about, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            EventError::Json(_) | EventError::NotAnObject => None,
+            EventError::MissingField(f) => Some(f),
+            EventError::UnknownField(f) => Some(f),
+            EventError::Field { field, .. } => Some(field),
+            EventError::PrevShape => Some("prev"),
+            EventError::HashMismatch { .. } => Some("hash"),
+            EventError::PayloadMismatch(_) => Some("payload"),
+            EventError::AuthorKey(_) => Some("author"),
+            EventError::BadSignature => Some("sig"),
+        }
+    }
 }
 
 fn field_err(field: &'static str, reason: impl ToString) -> EventError {
@@ -171,11 +206,27 @@ pub fn signing_message(hash: &Hash) -> [u8; 49] {
     m
 }
 
-/// A payload: the parsed JSON object and its canonical bytes.
-#[derive(Clone, PartialEq, Debug)]
+/// A payload: its canonical bytes, and the JSON object they hold, built when first asked for.
+///
+/// Payloads read from bundles or from the store are kept as bytes: a JSON tree takes 15 to 30
+/// times the bytes of a payload of tiny members, so import and export never build one, and
+/// views build one per event, for the known types only ([`Payload::with_value`]). Small
+/// payloads (at most [`PREBUILT_VALUES`] JSON values) are built when read, which costs little
+/// and saves the store's writer thread the work.
+#[derive(Clone, Debug)]
 pub struct Payload {
-    value: Value,
     canonical: Vec<u8>,
+    value: OnceLock<Value>,
+}
+
+/// Payloads of at most this many JSON values get their tree when read (ordinary posts, likes
+/// and tags have 2 to 4); a tree of 16 values is at most about a kilobyte beyond the strings.
+pub const PREBUILT_VALUES: u64 = 16;
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.canonical == other.canonical
+    }
 }
 
 impl Payload {
@@ -185,27 +236,63 @@ impl Payload {
             return Err(field_err("payload", "must be a JSON object"));
         }
         canonical::check_numbers(&value).map_err(|e| field_err("payload", e))?;
-        if canonical::depth(&value) > MAX_PAYLOAD_DEPTH {
-            return Err(field_err(
-                "payload",
-                format!("nested deeper than {MAX_PAYLOAD_DEPTH} levels"),
-            ));
-        }
+        check_depth(canonical::depth(&value))?;
         let canonical = canonical::to_canonical(&value);
-        Ok(Self { value, canonical })
+        Ok(Self {
+            canonical,
+            value: OnceLock::from(value),
+        })
     }
-    /// Parses canonical bytes as stored; refuses bytes that are not canonical.
-    pub fn from_canonical(bytes: &[u8]) -> Result<Self, EventError> {
-        let p = Self::new(parse_strict(bytes)?)?;
-        if p.canonical != bytes {
-            return Err(field_err("payload", "stored bytes are not canonical"));
+
+    /// A payload read strictly as canonical bytes (PROTOCOL 3.2), with its depth and number
+    /// of values: checked like [`Payload::new`], no tree built unless it is small.
+    fn read(bytes: Vec<u8>, depth: usize, values: u64) -> Result<Self, EventError> {
+        if bytes.first() != Some(&b'{') {
+            return Err(field_err("payload", "must be a JSON object"));
+        }
+        check_depth(depth)?;
+        let p = Self {
+            canonical: bytes,
+            value: OnceLock::new(),
+        };
+        if values <= PREBUILT_VALUES {
+            p.value();
         }
         Ok(p)
     }
-    /// The JSON object.
-    pub fn value(&self) -> &Value {
-        &self.value
+
+    /// Parses canonical bytes as stored; refuses bytes that are not canonical.
+    pub fn from_canonical(bytes: &[u8]) -> Result<Self, EventError> {
+        let top = canonical::read_top(bytes, &mut canonical::KeepAll)?;
+        if !top.object {
+            return Err(field_err("payload", "must be a JSON object"));
+        }
+        check_depth(top.depth)?;
+        if top.canonical != bytes {
+            return Err(field_err("payload", "stored bytes are not canonical"));
+        }
+        Ok(Self {
+            canonical: top.canonical,
+            value: OnceLock::new(),
+        })
     }
+
+    /// The JSON object, built from the canonical bytes the first time (and kept).
+    pub fn value(&self) -> &Value {
+        // The bytes were read strictly and are canonical: they parse (Null is unreachable).
+        self.value
+            .get_or_init(|| parse_strict(&self.canonical).unwrap_or(Value::Null))
+    }
+
+    /// Calls `f` with the JSON object, building a tree for the call only when none is kept:
+    /// for code that reads many payloads in a row (views, the store's writer).
+    pub fn with_value<R>(&self, f: impl FnOnce(&Value) -> R) -> R {
+        match self.value.get() {
+            Some(v) => f(v),
+            None => f(&parse_strict(&self.canonical).unwrap_or(Value::Null)),
+        }
+    }
+
     /// The canonical bytes (what `payload_hash` covers).
     pub fn canonical_bytes(&self) -> &[u8] {
         &self.canonical
@@ -214,6 +301,16 @@ impl Payload {
     pub fn hash(&self) -> Hash {
         Hash::digest(&self.canonical)
     }
+}
+
+fn check_depth(depth: usize) -> Result<(), EventError> {
+    if depth > MAX_PAYLOAD_DEPTH {
+        return Err(field_err(
+            "payload",
+            format!("nested deeper than {MAX_PAYLOAD_DEPTH} levels"),
+        ));
+    }
+    Ok(())
 }
 
 /// An event as read from outside: well-formed, not yet verified.
@@ -310,17 +407,109 @@ pub fn sign(
     }))
 }
 
+/// Where an event's payload comes from.
+enum PayloadSource {
+    /// A JSON value built in code, or parsed as a tree.
+    Value(Value),
+    /// Canonical bytes read from a line, with depth and number of values.
+    Read(Vec<u8>, usize, u64),
+}
+
+/// The members of an event line as [`Event::parse`] reads them (see `canonical::read_top`).
+#[derive(Default)]
+struct LineMembers {
+    /// Header members (a placeholder array for one that was an array or object).
+    header: Map<String, Value>,
+    /// The header member being read.
+    current: Option<&'static str>,
+    /// The payload as canonical bytes, its depth and number of values.
+    payload: Option<(Vec<u8>, usize, u64)>,
+    /// The first unknown member name, in byte order (as a sorted map would give it).
+    unknown: Option<String>,
+}
+
+/// The members an event line may have besides `payload`.
+const HEADER_MEMBERS: [&str; 9] = [
+    "author",
+    "seq",
+    "prev",
+    "type",
+    "timestamp",
+    "payload_hash",
+    "payload_size",
+    "hash",
+    "sig",
+];
+
+impl canonical::Router for LineMembers {
+    fn route(&mut self, key: &str) -> canonical::Route {
+        if let Some(f) = HEADER_MEMBERS.iter().find(|f| **f == key) {
+            self.current = Some(f);
+            canonical::Route::Scalar
+        } else if key == "payload" {
+            canonical::Route::Capture
+        } else {
+            if self.unknown.as_deref().is_none_or(|u| key < u) {
+                self.unknown = Some(key.to_owned());
+            }
+            canonical::Route::Drop
+        }
+    }
+    fn captured(&mut self, captured: canonical::Captured) {
+        use canonical::Captured;
+        match captured {
+            Captured::Bytes {
+                bytes,
+                depth,
+                values,
+            } => self.payload = Some((bytes, depth, values)),
+            Captured::Scalar(v) => {
+                if let Some(f) = self.current.take() {
+                    self.header.insert(f.to_owned(), v);
+                }
+            }
+            // Any array or object fails the type checks alike.
+            Captured::Composite => {
+                if let Some(f) = self.current.take() {
+                    self.header.insert(f.to_owned(), Value::Array(Vec::new()));
+                }
+            }
+        }
+    }
+}
+
 impl Event {
     /// Parses one event line (strict JSON; see `docs/PROTOCOL.md`). Checks structure only.
+    ///
+    /// No JSON tree is built for the line: the header members are read as values, the payload
+    /// as canonical bytes, anything else checked and dropped (so memory stays about twice
+    /// the line, whatever it holds).
     pub fn parse(line: &[u8]) -> Result<Event, EventError> {
-        match parse_strict(line)? {
-            Value::Object(map) => Self::from_map(map),
-            _ => Err(EventError::NotAnObject),
+        let mut members = LineMembers::default();
+        let top = canonical::read_top(line, &mut members)?;
+        if !top.object {
+            return Err(EventError::NotAnObject);
         }
+        let payload = members
+            .payload
+            .map(|(bytes, depth, values)| PayloadSource::Read(bytes, depth, values));
+        Self::from_members(members.header, payload, members.unknown)
     }
 
     /// Builds an event from a parsed JSON object. Checks structure only.
     pub fn from_map(mut map: Map<String, Value>) -> Result<Event, EventError> {
+        let payload = map.remove("payload").map(PayloadSource::Value);
+        Self::from_members(map, payload, None)
+    }
+
+    /// The checks of PROTOCOL 4.1 (#3 to #16), in order, on an event's members: `map` holds
+    /// the header members (and, from [`Event::from_map`], unknown ones), `unknown` the first
+    /// unknown member name in byte order when the caller set them apart.
+    fn from_members(
+        mut map: Map<String, Value>,
+        payload: Option<PayloadSource>,
+        unknown: Option<String>,
+    ) -> Result<Event, EventError> {
         fn take(map: &mut Map<String, Value>, f: &'static str) -> Result<Value, EventError> {
             map.remove(f).ok_or(EventError::MissingField(f))
         }
@@ -365,11 +554,14 @@ impl Event {
         let sig: Signature = string(take(&mut map, "sig")?, "sig")?
             .parse()
             .map_err(|e| field_err("sig", e))?;
-        let payload = match map.remove("payload") {
+        let payload = match payload {
             None => None,
-            Some(v) => Some(Payload::new(v)?),
+            Some(PayloadSource::Value(v)) => Some(Payload::new(v)?),
+            Some(PayloadSource::Read(bytes, depth, values)) => {
+                Some(Payload::read(bytes, depth, values)?)
+            }
         };
-        if let Some((k, _)) = map.into_iter().next() {
+        if let Some(k) = unknown.or_else(|| map.into_iter().next().map(|(k, _)| k)) {
             return Err(EventError::UnknownField(k));
         }
         Ok(Event {

@@ -97,7 +97,12 @@ pub enum Audience {
 impl Audience {
     /// The audience a payload declares.
     pub fn of(payload: &Payload) -> Audience {
-        Self::of_value(payload.value())
+        // Canonical bytes name a top-level `audience` member exactly so; without them there
+        // is none, and no tree needs building (the store's writer asks for every payload).
+        if memchr::memmem::find(payload.canonical_bytes(), b"\"audience\":").is_none() {
+            return Audience::Public;
+        }
+        payload.with_value(Self::of_value)
     }
 
     /// The audience of a payload object.

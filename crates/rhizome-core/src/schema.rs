@@ -130,7 +130,7 @@ pub fn check(type_name: &str, payload: &Value) -> Result<Option<Kind>, SchemaErr
             } else {
                 path
             };
-            format!("{at}: {e}")
+            clip_middle(&format!("{at}: {e}"), MAX_ERROR_CHARS)
         })
         .collect();
     if errors.is_empty() {
@@ -143,10 +143,37 @@ pub fn check(type_name: &str, payload: &Value) -> Result<Option<Kind>, SchemaErr
     }
 }
 
+/// Longest schema error message kept: the validator quotes the failing value, which may be
+/// megabytes of text from elsewhere (views keep skip reasons, commands print them).
+pub const MAX_ERROR_CHARS: usize = 200;
+
+/// `text` if it has at most `max` characters; otherwise its start and its end (which says what
+/// is wrong with the value quoted in between) around an ellipsis.
+pub fn clip_middle(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_owned();
+    }
+    let half = max.saturating_sub(3) / 2;
+    let head: String = text.chars().take(half).collect();
+    let tail: String = text.chars().skip(n - half).collect();
+    format!("{head} … {tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn long_values_are_not_quoted_whole_in_errors() {
+        let e = check("POST", &json!({"text": "x".repeat(100_000)})).unwrap_err();
+        let msg = e.errors.join("; ");
+        assert!(msg.chars().count() <= MAX_ERROR_CHARS, "{msg}");
+        assert!(msg.starts_with("/text: \"xxx"), "{msg}");
+        assert!(msg.ends_with("is longer than 10000 characters"), "{msg}");
+        assert_eq!(clip_middle("short", 10), "short");
+    }
 
     const H: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 

@@ -159,7 +159,15 @@ fn effects_or_skip(event: &Event) -> Result<Vec<Effect>, Skip> {
     let Some(payload) = &event.payload else {
         return Err(Skip::Withheld);
     };
-    let p = payload.value();
+    // No tree for an unknown type; for a known one, a tree for this event only (views read
+    // many payloads in a row, and one kept per event would pile up).
+    if schema::Kind::from_type(event.header.kind.as_str()).is_none() {
+        return Err(Skip::UnknownType);
+    }
+    payload.with_value(|p| effects_of(event, p))
+}
+
+fn effects_of(event: &Event, p: &Value) -> Result<Vec<Effect>, Skip> {
     let kind = schema::check(event.header.kind.as_str(), p)
         .map_err(|e| Skip::Schema(e.errors.join("; ")))?
         .ok_or(Skip::UnknownType)?;

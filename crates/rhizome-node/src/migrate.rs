@@ -4,12 +4,20 @@
 //! Every line is checked before anything is written ([`Node::check_migration`]); the caller
 //! decides what to do with bad lines. Each record's id is stored with the event it became, in
 //! the same transaction, so a second run (or a run after a crash) adds nothing twice.
+//!
+//! Memory does not grow with the input's bytes: lines are read one at a time, at most
+//! [`MAX_RECORD_LINE`] bytes each (a longer one is a bad line, skipped unread); the check keeps
+//! a 16-byte digest of each record id (to check references) and the first [`MAX_BAD_LISTED`]
+//! bad lines; [`Node::migrate`] reads the input again and checks each line again as it imports
+//! it, instead of holding the records. Errors quote at most [`QUOTE_CHARS`] characters of a
+//! value from the input, escaped.
 
 use rhizome_core::event::{self, EventType, Payload};
 use rhizome_core::{canonical, schema, Hash, PublicKey, SecretKey, Seq, Timestamp};
 use rhizome_store::{LocalAuthor, Outcome, Store};
 use serde::Serialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::io::BufRead;
 
@@ -59,6 +67,29 @@ impl Record {
             Record::Star { user, target, .. } => format!("star:{user}:{target}"),
         }
     }
+}
+
+/// Longest record line read: a post of 10,000 characters is at most about 60 KB of JSON.
+pub const MAX_RECORD_LINE: usize = 1 << 20;
+/// Most good records in one input: their ids are kept (16 bytes each, in hash sets) to check
+/// references, which keeps the check under 256 MB. Split a larger file: each part finds the
+/// records of the parts imported before it in the store.
+pub const MAX_RECORDS: usize = 4_000_000;
+/// Bad lines listed with their error (all are counted).
+pub const MAX_BAD_LISTED: usize = 1000;
+/// Most characters of a value from the input quoted in an error.
+pub const QUOTE_CHARS: usize = 80;
+/// Longest error text kept for a line.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// A value from the input as an error quotes it: escaped (Rust's `{:?}`), at most
+/// [`QUOTE_CHARS`] characters of it, then `…` when it was longer.
+pub fn quote(value: &str) -> String {
+    if value.chars().count() <= QUOTE_CHARS {
+        return format!("{value:?}");
+    }
+    let head: String = value.chars().take(QUOTE_CHARS).collect();
+    format!("{head:?}…")
 }
 
 fn parse_record(line: &[u8]) -> Result<Record, String> {
@@ -116,7 +147,8 @@ fn parse_record(line: &[u8]) -> Result<Record, String> {
         },
         other => {
             return Err(format!(
-                "field `kind`: unknown record kind {other:?} (user, post, comment, like, star)"
+                "field `kind`: unknown record kind {} (user, post, comment, like, star)",
+                quote(other)
             ))
         }
     })
@@ -133,11 +165,13 @@ fn text_problem(text: &str) -> Option<String> {
 fn check_refs(user_ok: bool, target_ok: Option<bool>, user: &str, target: &str) -> Option<String> {
     if !user_ok {
         Some(format!(
-            "field `user`: no user {user:?} earlier in the file"
+            "field `user`: no user {} earlier in the file",
+            quote(user)
         ))
     } else if target_ok == Some(false) {
         Some(format!(
-            "field `target`: no post or comment {target:?} earlier in the file"
+            "field `target`: no post or comment {} earlier in the file",
+            quote(target)
         ))
     } else {
         None
@@ -154,16 +188,19 @@ pub struct Bad {
 }
 
 /// A migration input, checked.
+#[derive(Debug, Clone)]
 pub struct Checked {
-    records: Vec<Record>,
-    /// Lines that cannot be imported.
+    records: usize,
+    /// The first [`MAX_BAD_LISTED`] lines that cannot be imported.
     pub bad: Vec<Bad>,
+    /// All lines that cannot be imported.
+    pub bad_total: u64,
 }
 
 impl Checked {
     /// Records that can be imported.
     pub fn records(&self) -> usize {
-        self.records.len()
+        self.records
     }
 }
 
@@ -183,56 +220,152 @@ pub struct Migrated {
     pub profiles_created: u64,
 }
 
-/// Reads and checks every line: syntax, fields, and that every reference names a record
-/// earlier in the file or one imported before.
-fn check_lines(store: &dyn Store, input: &mut dyn BufRead) -> Result<Checked> {
-    let mut good = Vec::new();
-    let mut bad = Vec::new();
-    let mut users: HashSet<String> = HashSet::new();
-    let mut events: HashSet<String> = HashSet::new();
-    let mut names: HashSet<String> = store.authors()?.into_iter().map(|a| a.name).collect();
-    let known = |store: &dyn Store, k: &str| -> Result<bool> { Ok(store.legacy(k)?.is_some()) };
-    for (i, line) in input.split(b'\n').enumerate() {
-        let n = i + 1;
-        let line = line.map_err(|e| NodeError::invalid(format!("line {n}: {e}")))?;
+/// One line of the input, at most `max` bytes kept.
+enum Read {
+    Line(Vec<u8>),
+    /// Longer than `max`: its length, and its first bytes (to quote).
+    TooLong(u64, Vec<u8>),
+}
+
+/// Reads the next line of `input` (line feed removed), keeping at most `max` bytes of it.
+fn read_line(input: &mut dyn BufRead, max: usize) -> std::io::Result<Read> {
+    let mut line = Vec::new();
+    let mut len: u64 = 0;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        let (take, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let body = &chunk[..if done { take - 1 } else { take }];
+        len += body.len() as u64;
+        // Past `max`, only the start is kept (to quote); the rest is skipped unread.
+        let room = if len > max as u64 {
+            4 * QUOTE_CHARS
+        } else {
+            max
+        };
+        let keep = room.saturating_sub(line.len()).min(body.len());
+        line.extend_from_slice(&body[..keep]);
+        input.consume(take);
+        if done {
+            break;
+        }
+    }
+    Ok(if len > max as u64 {
+        Read::TooLong(len, line)
+    } else {
+        Read::Line(line)
+    })
+}
+
+/// The 16-byte digest a record id is remembered by (ids are text of any length).
+fn id_key(space: &str, id: &str) -> [u8; 16] {
+    let mut h = Sha256::new();
+    h.update(space.as_bytes());
+    h.update([0]);
+    h.update(id.as_bytes());
+    let d: [u8; 32] = h.finalize().into();
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&d[..16]);
+    k
+}
+
+/// What the check remembers of the lines before: the good records' ids and user names.
+struct Checker {
+    users: HashSet<[u8; 16]>,
+    events: HashSet<[u8; 16]>,
+    names: HashSet<[u8; 16]>,
+    good: usize,
+}
+
+impl Checker {
+    fn new(store: &dyn Store) -> Result<Self> {
+        Ok(Self {
+            users: HashSet::new(),
+            events: HashSet::new(),
+            names: store
+                .authors()?
+                .iter()
+                .map(|a| id_key("name", &a.name))
+                .collect(),
+            good: 0,
+        })
+    }
+
+    /// Checks one line (number `n`): syntax, fields, and that every reference names a
+    /// record earlier in the input or one imported before. The inner error is the bad line's.
+    fn check(
+        &mut self,
+        store: &dyn Store,
+        n: usize,
+        read: Read,
+    ) -> Result<std::result::Result<Option<Record>, Bad>> {
+        let bad = |error: String| {
+            Ok(Err(Bad {
+                line: n,
+                error: schema::clip_middle(&error, MAX_ERROR_CHARS),
+            }))
+        };
+        let line = match read {
+            Read::TooLong(len, start) => {
+                return bad(format!(
+                    "longer than {MAX_RECORD_LINE} bytes ({len}), starts with {}",
+                    quote(&String::from_utf8_lossy(&start))
+                ))
+            }
+            Read::Line(line) => line,
+        };
         if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+            return Ok(Ok(None));
         }
         let rec = match parse_record(&line) {
             Ok(r) => r,
-            Err(error) => {
-                bad.push(Bad { line: n, error });
-                continue;
-            }
+            Err(error) => return bad(error),
         };
+        let known = |k: &str| -> Result<bool> { Ok(store.legacy(k)?.is_some()) };
         let user_ok = |u: &str| -> Result<bool> {
-            Ok(users.contains(u) || known(store, &format!("user:{u}"))?)
+            Ok(self.users.contains(&id_key("user", u)) || known(&format!("user:{u}"))?)
         };
         let event_ok = |t: &str| -> Result<bool> {
-            Ok(events.contains(t) || known(store, &format!("event:{t}"))?)
+            Ok(self.events.contains(&id_key("event", t)) || known(&format!("event:{t}"))?)
+        };
+        let event_twice = |id: &str| {
+            self.events
+                .contains(&id_key("event", id))
+                .then(|| format!("field `id`: post or comment id {} appears twice", quote(id)))
         };
         let problem = match &rec {
             Record::User { id, name, .. } => {
                 if let Err(e) = check_name("field `name`:", name) {
-                    Some(e.to_string())
-                } else if let Err(e) = crate::write::Draft::profile(name, None) {
-                    Some(format!("field `name`: {e}"))
-                } else if users.contains(id) {
-                    Some(format!("field `id`: user {id:?} appears twice"))
-                } else if !known(store, &rec.legacy_key())? && names.contains(name) {
+                    Some(match e {
+                        NodeError::Invalid(_) => format!(
+                            "field `name`: {} must be 1-64 characters, without control characters or surrounding spaces",
+                            quote(name)
+                        ),
+                        other => other.to_string(),
+                    })
+                } else if crate::write::Draft::profile(name, None).is_err() {
                     Some(format!(
-                        "field `name`: a local author named {name:?} already exists"
+                        "field `name`: {} cannot be a profile name (no control or invisible formatting characters)",
+                        quote(name)
+                    ))
+                } else if self.users.contains(&id_key("user", id)) {
+                    Some(format!("field `id`: user {} appears twice", quote(id)))
+                } else if !known(&rec.legacy_key())? && self.names.contains(&id_key("name", name)) {
+                    Some(format!(
+                        "field `name`: a local author named {} already exists",
+                        quote(name)
                     ))
                 } else {
                     None
                 }
             }
             Record::Post { id, user, text, .. } => check_refs(user_ok(user)?, None, user, "")
-                .or_else(|| {
-                    events
-                        .contains(id)
-                        .then(|| format!("field `id`: post or comment id {id:?} appears twice"))
-                })
+                .or_else(|| event_twice(id))
                 .or_else(|| text_problem(text)),
             Record::Comment {
                 id,
@@ -241,59 +374,107 @@ fn check_lines(store: &dyn Store, input: &mut dyn BufRead) -> Result<Checked> {
                 text,
                 ..
             } => check_refs(user_ok(user)?, Some(event_ok(target)?), user, target)
-                .or_else(|| {
-                    events
-                        .contains(id)
-                        .then(|| format!("field `id`: post or comment id {id:?} appears twice"))
-                })
+                .or_else(|| event_twice(id))
                 .or_else(|| text_problem(text)),
             Record::Like { user, target, .. } | Record::Star { user, target, .. } => {
                 check_refs(user_ok(user)?, Some(event_ok(target)?), user, target)
             }
         };
         if let Some(error) = problem {
-            bad.push(Bad { line: n, error });
-            continue;
+            return bad(error);
+        }
+        if self.good >= MAX_RECORDS {
+            return Err(NodeError::invalid(format!(
+                "more than {MAX_RECORDS} records: split the file (each part finds the records of the parts imported before it)"
+            )));
         }
         match &rec {
             Record::User { id, name, .. } => {
-                users.insert(id.clone());
-                names.insert(name.clone());
+                self.users.insert(id_key("user", id));
+                self.names.insert(id_key("name", name));
             }
             Record::Post { id, .. } | Record::Comment { id, .. } => {
-                events.insert(id.clone());
+                self.events.insert(id_key("event", id));
             }
             _ => {}
         }
-        good.push(rec);
+        self.good += 1;
+        Ok(Ok(Some(rec)))
     }
-    Ok(Checked { records: good, bad })
+}
+
+/// Reads every line of `input`, one at a time, checks it, and hands each good record to
+/// `good`; returns the bad lines.
+fn each_record(
+    store: &mut dyn Store,
+    input: &mut dyn BufRead,
+    good: &mut dyn FnMut(&mut dyn Store, Record) -> Result<()>,
+) -> Result<Checked> {
+    let mut checker = Checker::new(store)?;
+    let mut bad = Vec::new();
+    let mut bad_total = 0;
+    let mut n = 0;
+    loop {
+        if input
+            .fill_buf()
+            .map_err(|e| NodeError::invalid(format!("line {}: {e}", n + 1)))?
+            .is_empty()
+        {
+            break;
+        }
+        n += 1;
+        let read = read_line(input, MAX_RECORD_LINE)
+            .map_err(|e| NodeError::invalid(format!("line {n}: {e}")))?;
+        match checker.check(&*store, n, read)? {
+            Ok(Some(rec)) => good(store, rec)?,
+            Ok(None) => {}
+            Err(b) => {
+                bad_total += 1;
+                if bad.len() < MAX_BAD_LISTED {
+                    bad.push(b);
+                }
+            }
+        }
+    }
+    Ok(Checked {
+        records: checker.good,
+        bad,
+        bad_total,
+    })
 }
 
 impl Node {
     /// Reads and checks every line of a migration input: syntax, fields, and that every
     /// reference names a record earlier in the input or one imported before. Writes nothing.
-    pub fn check_migration(&self, input: &mut dyn BufRead) -> Result<Checked> {
-        check_lines(&*self.store, input)
+    pub fn check_migration(&mut self, input: &mut dyn BufRead) -> Result<Checked> {
+        each_record(&mut *self.store, input, &mut |_, _| Ok(()))
     }
 
-    /// Imports the good records of a checked input (new local authors, sealed under the
-    /// instance's passphrase, and their events). `progress` gets records done.
+    /// Imports the good records of an input checked by [`Node::check_migration`] (new local
+    /// authors, sealed under the instance's passphrase, and their events), reading `input`
+    /// again from its start and checking each line again as it goes; a line that checks
+    /// differently than the first time (the file changed) stops it with an error. `progress`
+    /// gets records done.
     pub fn migrate(
         &mut self,
         checked: &Checked,
+        input: &mut dyn BufRead,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Migrated> {
-        let store = &mut *self.store;
-        let identity = store.identity()?;
+        let identity = self.store.identity()?;
         let keeper = self.keys.keeper_for(&identity.secret)?;
         keeper.open(&identity.secret, &identity.public_key)?;
         let mut keys: HashMap<String, SecretKey> = HashMap::new();
         let (mut users, mut events, mut already, mut profiles) = (0u64, 0u64, 0u64, 0u64);
-        for (done, rec) in checked.records.iter().enumerate() {
-            progress(done as u64 + 1);
+        let mut done = 0u64;
+        let mut import = |store: &mut dyn Store, rec: Record| -> Result<()> {
+            done += 1;
+            progress(done);
+            if done > checked.records as u64 {
+                return Err(changed());
+            }
             let legacy = rec.legacy_key();
-            if let Record::User { id, name, at } = rec {
+            if let Record::User { id, name, at } = &rec {
                 if store.legacy(&legacy)?.is_some() {
                     already += 1;
                 } else {
@@ -316,14 +497,14 @@ impl Node {
                     append_record(store, &secret, "PROFILE", *at, payload, &profile)?;
                     profiles += 1;
                 }
-                continue;
+                return Ok(());
             }
             if store.legacy(&legacy)?.is_some() {
                 already += 1;
-                continue;
+                return Ok(());
             }
-            let (user, kind, payload, at) = match rec {
-                Record::User { .. } => continue,
+            let (user, kind, payload, at) = match &rec {
+                Record::User { .. } => return Ok(()),
                 Record::Post { user, text, at, .. } => (user, "POST", json!({"text": text}), at),
                 Record::Comment {
                     user,
@@ -353,15 +534,26 @@ impl Node {
             let secret = secret_of(store, &keeper, &mut keys, user)?;
             append_record(store, &secret, kind, *at, payload, &legacy)?;
             events += 1;
+            Ok(())
+        };
+        let again = each_record(&mut *self.store, input, &mut import)?;
+        if again.records != checked.records || again.bad_total != checked.bad_total {
+            return Err(changed());
         }
         Ok(Migrated {
-            records: checked.records.len(),
+            records: checked.records,
             users_created: users,
             events_created: events,
             already_imported: already,
             profiles_created: profiles,
         })
     }
+}
+
+fn changed() -> NodeError {
+    NodeError::invalid(
+        "the input changed since it was checked; run the migration again (what was imported stays, and is not imported twice)",
+    )
 }
 
 /// The key of the author made for `user`, unlocked once per run.
@@ -428,4 +620,88 @@ fn user_key(store: &dyn Store, keeper: &Keeper, user: &str) -> Result<SecretKey>
         .find(|a| a.public_key == key)
         .ok_or_else(|| NodeError::invalid(format!("the author made for user {user:?} is gone")))?;
     keeper.open(&author.secret, &author.public_key)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::{InitRequest, KeySession, Protection, StoreLocation, Unlock};
+    use zeroize::Zeroizing;
+
+    struct NoPassphrase;
+    impl Unlock for NoPassphrase {
+        fn passphrase(&self, _: bool) -> Result<Zeroizing<String>> {
+            Err(NodeError::Passphrase("none in this test".into()))
+        }
+    }
+
+    fn node(dir: &std::path::Path) -> Node {
+        let request = InitRequest {
+            name: "test".into(),
+            author: None,
+            protection: Protection::Plain,
+            publish_profile: false,
+        };
+        let location = StoreLocation::Sqlite {
+            home: dir.to_path_buf(),
+        };
+        Node::init(location, KeySession::new(NoPassphrase), &request)
+            .unwrap()
+            .0
+    }
+
+    /// The import reads its input again and checks it again: an input that is not the one
+    /// checked stops with an error (what was imported before it stays, once).
+    #[test]
+    fn an_input_changed_between_check_and_import_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = node(dir.path());
+        let checked_text = "{\"kind\":\"user\",\"id\":\"u1\",\"name\":\"alice\"}\n\
+                            {\"kind\":\"post\",\"id\":\"p1\",\"user\":\"u1\",\"text\":\"one\"}\n";
+        let checked = node.check_migration(&mut checked_text.as_bytes()).unwrap();
+        assert_eq!((checked.records(), checked.bad_total), (2, 0));
+        // One record more than was checked.
+        let grown = format!(
+            "{checked_text}{{\"kind\":\"post\",\"id\":\"p2\",\"user\":\"u1\",\"text\":\"two\"}}\n"
+        );
+        let e = node
+            .migrate(&checked, &mut grown.as_bytes(), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("changed since it was checked"),
+            "{e}"
+        );
+        // A good line turned bad: the counts differ at the end.
+        let turned = checked_text.replace("\"u1\",\"text\"", "\"u9\",\"text\"");
+        let e = node
+            .migrate(&checked, &mut turned.as_bytes(), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("changed since it was checked"),
+            "{e}"
+        );
+        // The checked input imports; the stopped run had imported both records before the
+        // line it did not expect, and they are not imported twice.
+        let done = node
+            .migrate(&checked, &mut checked_text.as_bytes(), &mut |_| {})
+            .unwrap();
+        assert_eq!(done.records, 2);
+        assert_eq!(
+            (
+                done.users_created,
+                done.events_created,
+                done.profiles_created
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(done.already_imported, 2);
+    }
+
+    #[test]
+    fn quotes_are_short_and_escaped() {
+        assert_eq!(quote("a\"b\n"), "\"a\\\"b\\n\"");
+        let q = quote(&"é".repeat(1000));
+        assert_eq!(q, format!("{:?}…", "é".repeat(QUOTE_CHARS)));
+    }
 }

@@ -165,7 +165,16 @@ pub fn write_bundle<W: Write + ?Sized>(
         inner: out,
         hasher: Sha256::new(),
     };
-    w.write_all(&plan.manifest.to_line(key)).map_err(io)?;
+    // No line a reader would refuse (PROTOCOL 8.7): fail before writing anything.
+    let manifest = plan.manifest.to_line(key);
+    if manifest.len() > bundle::MAX_LINE {
+        return Err(StoreError::Limit(format!(
+            "the manifest line of {} bytes is over the {}-byte limit readers accept: export fewer feeds at a time",
+            manifest.len(),
+            bundle::MAX_LINE
+        )));
+    }
+    w.write_all(&manifest).map_err(io)?;
     w.write_all(b"\n").map_err(io)?;
     let mut written = 0u64;
     let none = HashSet::new();
@@ -173,11 +182,11 @@ pub fn write_bundle<W: Write + ?Sized>(
         let hidden = plan.withheld.get(&f.author).unwrap_or(&none);
         let withhold = |seq: u64| hidden.contains(&seq);
         written += store.write_range(&f.author, f.from, f.to, &withhold, &mut |line| {
-            if line.len() > bundle::MAX_LINE + 1 {
+            if line.len() > bundle::MAX_EVENT_LINE + 1 {
                 return Err(std::io::Error::other(format!(
                     "an event line of {} bytes is over the {}-byte limit readers accept",
                     line.len() - 1,
-                    bundle::MAX_LINE
+                    bundle::MAX_EVENT_LINE
                 )));
             }
             w.write_all(line)
@@ -234,4 +243,55 @@ pub fn write_file_atomically<T, E: From<std::io::Error>>(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rhizome_core::event::{sign, EventType, Payload};
+    use rhizome_core::{Seq, Timestamp};
+    use rhizome_store::LogStore;
+
+    fn exporter(key: &SecretKey) -> Exporter {
+        Exporter {
+            instance_id: InstanceId::of(&key.public_key()),
+            public_key: key.public_key(),
+            name: "x".into(),
+            age_recipient: None,
+        }
+    }
+
+    /// The writer never produces a line a reader refuses (PROTOCOL 8.7): an event line over
+    /// 2 MiB (a store holds one only if it imported it before that limit) or a manifest over
+    /// 16 MiB stops the export with a clear error.
+    #[test]
+    fn no_line_over_the_reader_limits_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = rhizome_store_sqlite::SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let key = SecretKey::from_seed(&[5; 32]);
+        let author = SecretKey::from_seed(&[6; 32]);
+        let big = sign(
+            &author,
+            Seq::FIRST,
+            None,
+            EventType::new("BLOB").unwrap(),
+            Timestamp::new(1).unwrap(),
+            Payload::new(serde_json::json!({"data": "x".repeat(bundle::MAX_EVENT_LINE)})).unwrap(),
+        )
+        .unwrap();
+        store.append(&[big]).unwrap();
+        let plan = plan_export(&store, exporter(&key), Clock::new(), None, 0).unwrap();
+        let mut out = Vec::new();
+        let e = write_bundle(&store, &plan, &key, &mut out, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("2097152-byte limit"), "{e}");
+
+        let empty = tempfile::tempdir().unwrap();
+        let store = rhizome_store_sqlite::SqliteStore::open(&empty.path().join("t.db")).unwrap();
+        let mut plan = plan_export(&store, exporter(&key), Clock::new(), None, 0).unwrap();
+        plan.manifest.exporter.name = "n".repeat(bundle::MAX_LINE);
+        let mut out = Vec::new();
+        let e = write_bundle(&store, &plan, &key, &mut out, &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("16777216-byte limit"), "{e}");
+        assert!(out.is_empty(), "nothing written");
+    }
 }

@@ -27,15 +27,15 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use rhizome_core::bundle::{BundleError, Exporter, Manifest, Trailer};
-use rhizome_core::canonical::parse_strict;
-use rhizome_core::event::{verify_batch, EventError};
+use rhizome_core::bundle::{is_blank, BundleError, Exporter, Manifest, Trailer};
+use rhizome_core::event::verify_batch;
 use rhizome_core::{Event, Hash, Header, PublicKey, VerifiedEvent};
 use rhizome_store::{Direction, Outcome, Store, StoreError, Trust};
 
 use crate::lines::{Line, LineReader};
+pub use crate::rejection::{Refusal, Rejection};
 
-pub use rhizome_core::bundle::MAX_LINE;
+pub use rhizome_core::bundle::{MAX_EVENT_LINE, MAX_LINE};
 /// Events verified together when a bundle is only checked (`check_bundle`), and most bytes of
 /// their lines (so that large lines do not pile up in memory).
 const BATCH: usize = 4096;
@@ -108,15 +108,6 @@ pub enum Status {
     Unreadable(String),
 }
 
-/// An event line that was refused.
-#[derive(Debug, Clone, Serialize)]
-pub struct Refusal {
-    /// 1-based line number in the bundle.
-    pub line: u64,
-    /// Why.
-    pub reason: String,
-}
-
 /// What an import did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportReport {
@@ -147,6 +138,8 @@ pub struct ImportReport {
     pub refused: Vec<Refusal>,
     /// All refused lines.
     pub refused_total: u64,
+    /// All refused lines, counted by reason code (PROTOCOL 4.1).
+    pub refused_by_code: BTreeMap<&'static str, u64>,
     /// Feeds that received events.
     pub feeds_touched: u64,
     /// Manifest ranges that the bundle did not deliver in full.
@@ -173,17 +166,13 @@ pub struct ImportOptions {
 enum Parsed {
     /// Line number and the event.
     Event(u64, Box<Event>),
-    Refused(u64, String),
+    Refused(u64, Rejection),
 }
 
 fn parse_event_line(n: u64, bytes: &[u8]) -> Parsed {
-    match parse_strict(bytes) {
-        Err(e) => Parsed::Refused(n, EventError::Json(e).to_string()),
-        Ok(Value::Object(m)) => match Event::from_map(m) {
-            Ok(e) => Parsed::Event(n, Box::new(e)),
-            Err(e) => Parsed::Refused(n, e.to_string()),
-        },
-        Ok(_) => Parsed::Refused(n, EventError::NotAnObject.to_string()),
+    match Event::parse(bytes) {
+        Ok(e) => Parsed::Event(n, Box::new(e)),
+        Err(e) => Parsed::Refused(n, Rejection::Event(e)),
     }
 }
 
@@ -202,7 +191,7 @@ struct Written {
 enum RawLine {
     /// An event line (or what should be one): its number, bytes, and whether a newline ended it.
     Text(u64, Vec<u8>, bool),
-    /// A line longer than [`MAX_LINE`]: its number and length.
+    /// A line longer than [`MAX_EVENT_LINE`]: its number and length.
     TooLong(u64, u64),
 }
 
@@ -294,13 +283,13 @@ impl Drop for Permit {
 #[allow(clippy::large_enum_variant)]
 enum Fate {
     /// Already stored (the same header hash at the same place): counted, not verified.
-    Duplicate(PublicKey),
+    Duplicate(PublicKey, Hash),
     /// Verified: for the writer.
     Verified(VerifiedEvent),
     /// An event of this author that failed verification (line, reason).
-    Invalid(PublicKey, u64, String),
+    Invalid(PublicKey, u64, Rejection),
     /// Refused before it was an event (line, reason).
-    Refused(u64, String),
+    Refused(u64, Rejection),
     /// An event of a blocked author: dropped.
     Blocked,
     /// A cut last line that does not parse: the truncation itself, not a bad event.
@@ -374,7 +363,7 @@ struct RefusedLine {
     /// Line number.
     n: u64,
     /// Why the full parse refused it.
-    reason: String,
+    reason: Rejection,
     /// False for a cut last line.
     terminated: bool,
     /// Its quick header reading, if that applies.
@@ -384,7 +373,7 @@ struct RefusedLine {
 /// A worker's work on one chunk: every line's fate, in line order.
 ///
 /// The fate of a line, whatever `order`:
-/// 1. longer than [`MAX_LINE`]: refused;
+/// 1. longer than [`MAX_EVENT_LINE`]: refused;
 /// 2. its header (read quickly, payload skipped, or fully) is that of an event stored at the
 ///    same author and seq, recomputed hash equal to the claimed one, author not blocked:
 ///    duplicate, not verified (even if the full parse would refuse the line);
@@ -423,7 +412,10 @@ fn work(
         let i = fates.len();
         let (n, bytes, terminated) = match line {
             RawLine::TooLong(n, len) => {
-                let why = format!("line of {len} bytes is longer than the {MAX_LINE}-byte limit");
+                let why = Rejection::LineTooLong {
+                    len,
+                    max: MAX_EVENT_LINE,
+                };
                 fates.push(Some(Fate::Refused(n, why)));
                 continue;
             }
@@ -431,7 +423,7 @@ fn work(
         };
         if let Some((header, claimed)) = &q {
             if stored.is_duplicate(header, claimed) {
-                fates.push(Some(Fate::Duplicate(header.author)));
+                fates.push(Some(Fate::Duplicate(header.author, *claimed)));
                 continue;
             }
         }
@@ -450,11 +442,10 @@ fn work(
             Parsed::Refused(..) if !terminated => Some(Fate::Cut),
             Parsed::Refused(n, reason) => Some(Fate::Refused(n, reason)),
             Parsed::Event(n, ev) if ev.header.seq.get() > store.max_seq() => {
-                let why = format!(
-                    "field `seq`: {} is beyond this store's limit of {}",
-                    ev.header.seq,
-                    store.max_seq()
-                );
+                let why = Rejection::SeqBeyondStore {
+                    seq: ev.header.seq.get(),
+                    max: store.max_seq(),
+                };
                 Some(Fate::Refused(n, why))
             }
             Parsed::Event(_, ev) if blocked.contains(&ev.header.author) => Some(Fate::Blocked),
@@ -477,14 +468,16 @@ fn work(
     let stored = Stored::load(store, events.chain(lines))?;
     for (i, n, ev) in unchecked {
         if stored.is_duplicate(&ev.header, &ev.hash) {
-            fates[i] = Some(Fate::Duplicate(ev.header.author));
+            fates[i] = Some(Fate::Duplicate(ev.header.author, ev.hash));
         } else {
             to_verify.push((i, n, ev));
         }
     }
     for r in refused {
         fates[r.i] = Some(match r.quick {
-            Some((h, claimed)) if stored.is_duplicate(&h, &claimed) => Fate::Duplicate(h.author),
+            Some((h, claimed)) if stored.is_duplicate(&h, &claimed) => {
+                Fate::Duplicate(h.author, claimed)
+            }
             _ if !r.terminated => Fate::Cut,
             _ => Fate::Refused(r.n, r.reason),
         });
@@ -496,13 +489,13 @@ fn work(
     for ((i, n), result) in places.into_iter().zip(verify_batch(events)) {
         fates[i] = Some(match result {
             Ok(ev) => Fate::Verified(ev),
-            Err(rej) => Fate::Invalid(rej.event.header.author, n, rej.error.to_string()),
+            Err(rej) => Fate::Invalid(rej.event.header.author, n, Rejection::Event(rej.error)),
         });
     }
     // Every slot was filled above; an empty one would be a bug, reported as a refusal.
     Ok(fates
         .into_iter()
-        .map(|f| f.unwrap_or_else(|| Fate::Refused(0, "internal: line lost".into())))
+        .map(|f| f.unwrap_or(Fate::Refused(0, Rejection::Internal)))
         .collect())
 }
 
@@ -549,7 +542,7 @@ fn read_lines<R: BufRead>(
                 Line::Text { bytes, terminated } => {
                     line_no += 1;
                     if end.trailer.is_some() {
-                        end.after_trailer |= !bytes.iter().all(u8::is_ascii_whitespace);
+                        end.after_trailer |= !is_blank(&bytes);
                     } else if let Some(v) = Trailer::detect(&bytes) {
                         end.trailer = Some((line_no, v, reader.digest_before_last_line()));
                     } else {
@@ -684,7 +677,7 @@ fn run_worker(lookup: &dyn Store, blocked: &BTreeSet<PublicKey>, jobs: &Mutex<Re
         // Whichever order suits this chunk likely suits the next: bundles are re-imported
         // whole or not at all, mostly.
         if let Ok(d) = &done {
-            order = if d.lines.iter().any(|f| matches!(f, Fate::Duplicate(_))) {
+            order = if d.lines.iter().any(|f| matches!(f, Fate::Duplicate(..))) {
                 Order::QuickFirst
             } else {
                 Order::FullFirst
@@ -713,6 +706,7 @@ pub fn import_bundle<R: BufRead + Send>(
         Line::TooLong { .. } => return Err(ImportError::ManifestTooLong),
         Line::Text { bytes, .. } => Manifest::parse(&bytes).map_err(ImportError::Manifest)?,
     };
+    reader.set_max(MAX_EVENT_LINE);
     let carrier = manifest.exporter.instance_id;
     if store.trust_of(&carrier)? == Some(Trust::Blocked) {
         return Err(ImportError::Blocked(carrier));
@@ -732,19 +726,26 @@ pub fn import_bundle<R: BufRead + Send>(
         forks: 0,
         refused: Vec::new(),
         refused_total: 0,
+        refused_by_code: BTreeMap::new(),
         feeds_touched: 0,
         missing: Vec::new(),
         bytes: 0,
         seconds: 0.0,
         events_per_second: 0.0,
     };
-    let refuse = |report: &mut ImportReport, line: u64, reason: String| {
+    let refuse = |report: &mut ImportReport, line: u64, why: Rejection| {
         report.refused_total += 1;
+        *report.refused_by_code.entry(why.code()).or_default() += 1;
         if report.refused.len() < 1000 {
-            report.refused.push(Refusal { line, reason });
+            report.refused.push(Refusal::new(line, &why));
         }
     };
     let mut seen: BTreeMap<PublicKey, u64> = BTreeMap::new();
+    // Fork evidence lines the manifest lists (8.4), by hash: those found are counted apart
+    // from their author's range, those not found are reported.
+    let mut evidence: HashMap<Hash, bool> =
+        manifest.evidence.iter().map(|e| (e.hash, false)).collect();
+    let mut evidence_seen: BTreeMap<PublicKey, u64> = BTreeMap::new();
     // Each worker looks up duplicates through its own connection (opened here, so that a
     // failure to open stops the import before anything is read).
     let workers = rayon::current_num_threads().clamp(1, MAX_WORKERS);
@@ -781,12 +782,20 @@ pub fn import_bundle<R: BufRead + Send>(
                 for fate in done.lines {
                     match fate {
                         Fate::Cut => continue,
-                        Fate::Duplicate(author) => {
+                        Fate::Duplicate(author, hash) => {
                             report.duplicate += 1;
                             *seen.entry(author).or_default() += 1;
+                            if let Some(found @ false) = evidence.get_mut(&hash) {
+                                *found = true;
+                                *evidence_seen.entry(author).or_default() += 1;
+                            }
                         }
                         Fate::Verified(ev) => {
                             *seen.entry(ev.header.author).or_default() += 1;
+                            if let Some(found @ false) = evidence.get_mut(&ev.hash) {
+                                *found = true;
+                                *evidence_seen.entry(ev.header.author).or_default() += 1;
+                            }
                             verified.push(ev);
                         }
                         Fate::Invalid(author, n, why) => {
@@ -849,16 +858,11 @@ pub fn import_bundle<R: BufRead + Send>(
         .filter(|f| !blocked_authors.contains(&f.author))
     {
         // Fork evidence lines of this author are counted apart from its range.
-        let evidence = manifest
-            .evidence
-            .iter()
-            .filter(|e| e.author == f.author)
-            .count() as u64;
         let got = seen
             .get(&f.author)
             .copied()
             .unwrap_or(0)
-            .saturating_sub(evidence);
+            .saturating_sub(evidence_seen.get(&f.author).copied().unwrap_or(0));
         let want = f.to - f.from + 1;
         if got != want {
             report.missing.push(format!(
@@ -866,6 +870,16 @@ pub fn import_bundle<R: BufRead + Send>(
                 f.author, f.from, f.to
             ));
         }
+    }
+    for e in manifest
+        .evidence
+        .iter()
+        .filter(|e| !blocked_authors.contains(&e.author) && evidence.get(&e.hash) == Some(&false))
+    {
+        report.missing.push(format!(
+            "evidence of feed {} seq {}: event {} is listed, the bundle did not have it",
+            e.author, e.seq, e.hash
+        ));
     }
     // Our own bundle coming back is not an exchange with a peer.
     let own = store.identity().ok().map(|i| i.public_key);
@@ -903,6 +917,8 @@ pub struct Inspection {
     pub malformed_lines: u64,
     /// Well-formed events whose hash, payload or signature fails (only counted when asked).
     pub invalid_events: u64,
+    /// Malformed lines and invalid events, by reason code (PROTOCOL 4.1).
+    pub refused_by_code: BTreeMap<&'static str, u64>,
     /// Trailer state.
     #[serde(flatten)]
     pub status: Status,
@@ -910,21 +926,25 @@ pub struct Inspection {
     pub bytes: u64,
 }
 
-/// Verifies events on all cores; returns how many fail.
-fn count_invalid(events: Vec<Event>) -> u64 {
+/// Verifies events on all cores; counts the ones that fail by reason code into `by_code`
+/// and returns how many fail.
+fn count_invalid(events: Vec<Event>, by_code: &mut BTreeMap<&'static str, u64>) -> u64 {
     let chunk = events
         .len()
         .div_ceil(rayon::current_num_threads().max(1))
         .max(1);
-    events
+    let codes: Vec<&'static str> = events
         .par_chunks(chunk)
-        .map(|c| {
+        .flat_map_iter(|c| {
             verify_batch(c.to_vec())
-                .iter()
-                .filter(|r| r.is_err())
-                .count() as u64
+                .into_iter()
+                .filter_map(|r| r.err().map(|rej| rej.error.code()))
         })
-        .sum()
+        .collect();
+    for code in &codes {
+        *by_code.entry(code).or_default() += 1;
+    }
+    codes.len() as u64
 }
 
 /// Reads a whole bundle and checks manifest and trailer (not each event's signature).
@@ -948,12 +968,14 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
             Err(e) => (None, Some(e.to_string())),
         },
     };
+    reader.set_max(MAX_EVENT_LINE);
     let mut out = Inspection {
         manifest,
         manifest_error,
         event_lines: 0,
         malformed_lines: 0,
         invalid_events: 0,
+        refused_by_code: BTreeMap::new(),
         status: Status::Truncated,
         bytes: 0,
     };
@@ -969,12 +991,13 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
         }) {
             Line::End => break,
             Line::Text { bytes, .. } if trailer.is_some() => {
-                after |= !bytes.iter().all(u8::is_ascii_whitespace);
+                after |= !is_blank(&bytes);
             }
             _ if trailer.is_some() => after = true,
             Line::TooLong { .. } => {
                 out.event_lines += 1;
                 out.malformed_lines += 1;
+                *out.refused_by_code.entry("line_too_long").or_default() += 1;
             }
             Line::Text { bytes, terminated } => {
                 if let Some(v) = Trailer::detect(&bytes) {
@@ -990,20 +1013,23 @@ fn inspect<R: BufRead>(input: R, verify_events: bool) -> Result<Inspection, Impo
                             batch.push(*ev);
                             batch_bytes += bytes.len();
                             if batch.len() == BATCH || batch_bytes >= BATCH_BYTES {
-                                out.invalid_events += count_invalid(std::mem::take(&mut batch));
+                                let batch = std::mem::take(&mut batch);
+                                out.invalid_events +=
+                                    count_invalid(batch, &mut out.refused_by_code);
                                 batch_bytes = 0;
                             }
                         }
                     }
-                    Parsed::Refused(..) => {
+                    Parsed::Refused(_, why) => {
                         out.event_lines += 1;
                         out.malformed_lines += 1;
+                        *out.refused_by_code.entry(why.code()).or_default() += 1;
                     }
                 }
             }
         }
     }
-    out.invalid_events += count_invalid(batch);
+    out.invalid_events += count_invalid(batch, &mut out.refused_by_code);
     out.bytes = reader.bytes;
     if let Some(e) = unreadable {
         out.status = Status::Unreadable(format!("after {} bytes: {e}", reader.bytes));
@@ -1052,7 +1078,7 @@ mod tests {
 
     fn describe(f: &Fate) -> String {
         match f {
-            Fate::Duplicate(a) => format!("duplicate {}", a.fingerprint()),
+            Fate::Duplicate(a, _) => format!("duplicate {}", a.fingerprint()),
             Fate::Verified(ev) => format!("verified {}", ev.hash),
             Fate::Invalid(a, n, why) => format!("invalid {} line {n}: {why}", a.fingerprint()),
             Fate::Refused(n, why) => format!("refused line {n}: {why}"),

@@ -11,6 +11,7 @@ pub mod export;
 pub mod import;
 mod lines;
 pub mod policy;
+pub mod rejection;
 
 pub use export::{plan_export, write_bundle, write_file_atomically, ExportPlan};
 pub use import::{
@@ -18,3 +19,4 @@ pub use import::{
     ImportReport, Inspection, Status,
 };
 pub use policy::{admit, Admission, Policy, Refusal, Transport};
+pub use rejection::Rejection;

@@ -44,6 +44,11 @@ impl<R: BufRead> LineReader<R> {
         }
     }
 
+    /// Changes the longest line kept from the next line on.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// SHA-256 of everything before the line last returned.
     pub fn digest_before_last_line(&self) -> [u8; 32] {
         self.before.clone().finalize().into()

@@ -506,7 +506,11 @@ fn example_matches_rhizome_core() {
     let event_bytes = s.event_lines.iter().sum::<u64>();
     assert_eq!(b.manifest.counts.bytes, event_bytes);
     assert_eq!(s.trailer_line, lines.trailer.len() as u64 + 1);
-    assert_eq!(s.trailer_line, 254 + digits(2), "8.6: 253 + digits + LF");
+    assert_eq!(
+        s.trailer_line,
+        254 + digits(2),
+        "8.6: 254 + digits, line feed included"
+    );
     let bundle = lines.bundle();
     assert_eq!(s.file, bundle.len() as u64);
     assert_eq!(
@@ -523,7 +527,7 @@ fn example_matches_rhizome_core() {
         format!("their sum, {event_bytes})"),
         format!("the first {} bytes of the file", before.len()),
         format!("the whole file ({} bytes)", bundle.len()),
-        "is 253 + digits(`events`) bytes long".to_string(),
+        "**including its line feed** is\n`254 + digits(events)`".to_string(),
         format!(
             "`{}` ({} bytes) | {} bytes |",
             hex::encode(MANIFEST_PREFIX),
@@ -539,11 +543,13 @@ fn example_matches_rhizome_core() {
         format!("`{}`", String::from_utf8_lossy(&MANIFEST_PREFIX[..19])),
         format!("`{}`", String::from_utf8_lossy(&TRAILER_PREFIX[..18])),
         "16 MiB (16,777,216 bytes)".to_string(),
+        "2 MiB (2,097,152 bytes)".to_string(),
         format!("format `{FORMAT}`"),
     ] {
         assert!(doc.contains(&phrase), "the document should say {phrase:?}");
     }
     assert_eq!(MAX_LINE, 16_777_216);
+    assert_eq!(rhizome_sync::import::MAX_EVENT_LINE, 2_097_152);
     assert_eq!(MANIFEST_PREFIX.last(), Some(&b'\n'));
     assert_eq!(TRAILER_PREFIX.last(), Some(&b'\n'));
 }
@@ -946,8 +952,9 @@ fn reader_rules_on_the_golden_bundle() {
     assert!(store.peers().unwrap().is_empty());
 
     // 8.2: a reader recomputes the signed bytes from the parsed manifest, so a manifest line
-    // that is not canonical (members reordered, spaces) still verifies; `recipient` may be
-    // missing (read as null); an unknown member is refused.
+    // that is not canonical (members reordered, spaces) still verifies; `recipient` must be
+    // there (`null` when there is none: "exactly these members"), even under a valid
+    // signature; an unknown member is refused.
     let m: serde_json::Map<String, Value> = serde_json::from_slice(manifest).unwrap();
     let mut reordered: Vec<(String, Value)> = m.clone().into_iter().collect();
     reordered.reverse();
@@ -966,7 +973,6 @@ fn reader_rules_on_the_golden_bundle() {
     );
     let built = build(&i);
     let mut unsigned = serde_json::to_value(&built.manifest).unwrap();
-    unsigned.as_object_mut().unwrap().remove("recipient");
     let sign_value = |v: &Value| {
         let msg = [MANIFEST_PREFIX, Hash::digest(&to_canonical(v)).as_bytes()].concat();
         let mut v = v.clone();
@@ -977,6 +983,10 @@ fn reader_rules_on_the_golden_bundle() {
         Manifest::parse(&sign_value(&unsigned)).unwrap(),
         built.manifest
     );
+    let recipient = unsigned.as_object_mut().unwrap().remove("recipient");
+    let e = Manifest::parse(&sign_value(&unsigned)).unwrap_err();
+    assert!(e.to_string().contains("missing field `recipient`"), "{e}");
+    unsigned["recipient"] = recipient.unwrap();
     unsigned["exporter"]["extra"] = json!(1);
     assert!(Manifest::parse(&sign_value(&unsigned)).is_err());
 
@@ -1048,4 +1058,28 @@ fn reader_rules_on_the_golden_bundle() {
         built.manifest.clock,
         "feed unchanged"
     );
+}
+
+/// PROTOCOL 4.1 lists every refusal code with its meaning: exactly the reference's list.
+#[test]
+fn refusal_codes_in_the_document_are_the_reference_ones() {
+    let doc = doc();
+    let marker = "<!-- codes:refusals -->";
+    assert_eq!(doc.matches(marker).count(), 1, "{marker} once");
+    let rows: Vec<(String, String)> = doc[doc.find(marker).unwrap() + marker.len()..]
+        .lines()
+        .skip(1)
+        .skip(2) // header and separator
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 2, "{l}");
+            (cells[0].trim_matches('`').to_owned(), cells[1].to_owned())
+        })
+        .collect();
+    let reference: Vec<(String, String)> = rhizome_sync::rejection::CODES
+        .iter()
+        .map(|(c, m)| (c.to_string(), m.to_string()))
+        .collect();
+    assert_eq!(rows, reference);
 }
