@@ -18,6 +18,7 @@ pub mod keys;
 mod location;
 pub mod migrate;
 pub mod read;
+pub mod text;
 pub mod trust;
 pub mod write;
 
@@ -50,6 +51,7 @@ pub struct Node {
     location: StoreLocation,
     keys: Arc<KeySession>,
     policy: Policy,
+    notices: Vec<String>,
 }
 
 /// What `init` asks for.
@@ -130,6 +132,7 @@ impl Node {
         let store = location.open()?;
         Ok(Node {
             store,
+            notices: location.make_private(),
             location,
             keys,
             policy,
@@ -142,6 +145,7 @@ impl Node {
         let store = location.open_for_reading()?;
         Ok(Node {
             store,
+            notices: location.make_private(),
             location,
             keys,
             policy: Policy::default(),
@@ -197,6 +201,7 @@ impl Node {
         store.init(&identity, &first)?;
         let mut node = Node {
             store,
+            notices: location.make_private(),
             location,
             keys,
             policy: Policy::default(),
@@ -217,6 +222,12 @@ impl Node {
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// What a person should be told about opening this instance (its home was readable by
+    /// others and has been made private), once: taken by the front-end to show.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Where this instance lives.

@@ -21,9 +21,10 @@ use crate::{Node, NodeError, Result};
 /// How a person is named for people: the name they go by beside the fingerprint of their key,
 /// since names are not unique (anyone may publish any name); the fingerprint alone when no name
 /// is known.
+/// The name is escaped for a terminal ([`crate::text::printable`]): anyone may publish any name.
 pub fn label(name: Option<&str>, key: &PublicKey) -> String {
     match name {
-        Some(name) => format!("{name} ({})", key.fingerprint()),
+        Some(name) => format!("{} ({})", crate::text::printable(name), key.fingerprint()),
         None => key.fingerprint(),
     }
 }
