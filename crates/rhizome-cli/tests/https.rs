@@ -216,3 +216,69 @@ fn the_link_down_is_a_clear_message_and_exit_code_11() {
     assert_eq!(out.status.code(), Some(11));
     assert!(String::from_utf8_lossy(&out.stderr).contains("link down"));
 }
+
+#[test]
+fn a_circle_only_payload_is_pulled_only_by_a_caller_whose_host_declarations_allow_it() {
+    const SECRET: &str = "the key is under the third stone";
+    let dir = tempfile::tempdir().unwrap();
+    let init_as = |name: &str, who: &str| {
+        let home = dir.path().join(name);
+        rz(&home)
+            .args(["init", "--name", name, "--author", who, "--no-passphrase"])
+            .assert()
+            .success();
+        home
+    };
+    let school = init_as("school", "alice");
+    let ship = init_as("ship", "bob");
+    let outsider = init_as("outsider", "carl");
+    let server = serve(&school, &["--trust-on-first-use"]);
+    // Ship and outsider introduce themselves: their pushes carry their host declarations.
+    for home in [&ship, &outsider] {
+        rz(home).args(["post", "hello"]).assert().success();
+        let out = rz(home)
+            .env("RHIZOME_TRUST_ON_FIRST_USE", "1")
+            .args(["sync", &server.url, "--peer", &server.id, "--push-only"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let bob = json(&ship, &["whoami"])["authors"][0]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rz(&school)
+        .args(["circle", "create", "crew", &bob])
+        .assert()
+        .success();
+    let secret = json(&school, &["post", "--circle", "crew", SECRET])["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for home in [&ship, &outsider] {
+        let out = rz(home)
+            .env("RHIZOME_TRUST_ON_FIRST_USE", "1")
+            .args(["sync", &server.url, "--peer", &server.id, "--pull-only"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let log = |home: &Path| {
+        let out = rz(home).args(["log", "--json"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // The ship hosts bob, a member: it has the payload.
+    assert!(log(&ship).contains(SECRET));
+    // The outsider has the signed header (the feed stays whole), never the payload.
+    let outsider_log = log(&outsider);
+    assert!(outsider_log.contains(&secret));
+    assert!(!outsider_log.contains(SECRET));
+}

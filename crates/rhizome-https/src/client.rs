@@ -769,3 +769,87 @@ pub async fn sync(local: Local, opts: SyncOptions, on: OnProgress) -> Result<Syn
         retries,
     })
 }
+
+/// A bare connection for tests and tools: sends a request exactly as given (no signature
+/// added), over TLS checked as [`sync`] does (pinned to `pin` when given).
+pub struct RawConnection {
+    sender: hyper::client::conn::http1::SendRequest<Body>,
+    authority: String,
+}
+
+impl RawConnection {
+    /// Connects to `url` (`https://HOST:PORT`).
+    pub async fn open(url: &str, pin: Option<InstanceId>) -> Result<RawConnection> {
+        let target = Target::parse(url)?;
+        let client = Client {
+            target: target.clone(),
+            key: SecretKey::from_seed(&[0; 32]),
+            roots: Arc::new(RootCertStore::empty()),
+            pin,
+            server_key: None,
+            timeout: Duration::from_secs(30),
+        };
+        let (sender, _) = client.connect().await?;
+        Ok(RawConnection {
+            sender,
+            authority: target.authority,
+        })
+    }
+
+    /// The absolute target URI of `path` on this server, as a signature covers it.
+    pub fn target_uri(&self, path: &str) -> String {
+        format!("https://{}{path}", self.authority)
+    }
+
+    /// Sends `method path` with `headers` (a `Host` is added) and `body`.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Body,
+    ) -> Result<Response<Incoming>> {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &self.authority);
+        for (n, v) in headers {
+            b = b.header(n.as_str(), v.as_str());
+        }
+        let req = b
+            .body(body)
+            .map_err(|e| HttpsError::Protocol(e.to_string()))?;
+        self.sender
+            .send_request(req)
+            .await
+            .map_err(|e| link("sending", e))
+    }
+}
+
+/// A body from bytes, for [`RawConnection::send`].
+pub fn bytes_body(bytes: Vec<u8>) -> Body {
+    full(bytes)
+}
+
+/// A body fed chunk by chunk through the returned sender, for [`RawConnection::send`].
+pub fn channel_body() -> (tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, Body) {
+    let (tx, body) = ChannelBody::new();
+    (tx, body.boxed())
+}
+
+/// Reads a whole response body (at most 16 MiB).
+pub async fn read_body(resp: Response<Incoming>) -> Result<(u16, http::HeaderMap, Vec<u8>)> {
+    let status = resp.status().as_u16();
+    let (parts, mut body) = resp.into_parts();
+    let mut out = Vec::new();
+    while let Some(f) = body.frame().await {
+        let f = f.map_err(|e| link("reading", e))?;
+        if let Ok(d) = f.into_data() {
+            if out.len() + d.len() > MAX_JSON {
+                return Err(HttpsError::Protocol("the answer is too large".into()));
+            }
+            out.extend_from_slice(&d);
+        }
+    }
+    Ok((status, parts.headers, out))
+}

@@ -42,6 +42,10 @@ use crate::{paths, HttpsError, Result, BUNDLE_TYPE};
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
+/// Push bodies up to this size (declared by `Content-Length`) are read whole and their digest
+/// checked before the import starts; larger ones stream into the import (PROTOCOL 10.6).
+pub const SPOOL_MAX: u64 = 8 << 20;
+
 /// Where the server's certificate comes from.
 #[derive(Debug, Clone)]
 pub enum TlsSource {
@@ -667,15 +671,13 @@ async fn pump(
     }
 }
 
-async fn pull(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
-    let (node, signed) = match authenticate(&state, &req).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let max = state.limits.max_request_body;
-    if declared_len(&req).is_some_and(|n| n > max) {
-        return BodyFailure::TooLarge.response(max);
-    }
+/// Reads a whole (small) body into memory, within the caps, its digest checked.
+async fn collect(
+    body: &mut Incoming,
+    max: u64,
+    limits: &Limits,
+    verified: &VerifiedRequest,
+) -> std::result::Result<Vec<u8>, BodyFailure> {
     let collected = Arc::new(Mutex::new(Vec::new()));
     let sink_buf = Arc::clone(&collected);
     let mut sink = move |b: Bytes| -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> {
@@ -685,18 +687,27 @@ async fn pull(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
             .extend_from_slice(&b);
         Box::pin(async { true })
     };
-    if let Some(f) = pump(
-        req.body_mut(),
-        max,
-        &state.limits,
-        &signed.verified,
-        &mut sink,
-    )
-    .await
-    {
-        return f.response(max);
+    if let Some(f) = pump(body, max, limits, verified, &mut sink).await {
+        return Err(f);
     }
-    let body = std::mem::take(&mut *collected.lock().unwrap_or_else(PoisonError::into_inner));
+    drop(sink);
+    let out = std::mem::take(&mut *collected.lock().unwrap_or_else(PoisonError::into_inner));
+    Ok(out)
+}
+
+async fn pull(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
+    let (node, signed) = match authenticate(&state, &req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let max = state.limits.max_request_body;
+    if declared_len(&req).is_some_and(|n| n > max) {
+        return BodyFailure::TooLarge.response(max);
+    }
+    let body = match collect(req.body_mut(), max, &state.limits, &signed.verified).await {
+        Ok(b) => b,
+        Err(f) => return f.response(max),
+    };
     let (stated, encrypt) = match parse_pull(&body) {
         Ok(x) => x,
         Err(why) => return refuse(StatusCode::BAD_REQUEST, "bad-request", &why, None),
@@ -782,6 +793,29 @@ async fn push(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if declared_len(&req).is_some_and(|n| n <= SPOOL_MAX) {
+        // Small enough to hold: the digest is checked before the node sees a byte, so a
+        // failed body stores nothing at all.
+        let body = match collect(req.body_mut(), max, &state.limits, &signed.verified).await {
+            Ok(b) => b,
+            Err(f) => return f.response(max),
+        };
+        let imported = blocking(move || {
+            let _permit = permit;
+            let mut node = node;
+            node.import(
+                Box::new(std::io::Cursor::new(body)),
+                None,
+                Transport::Https,
+                &mut |_| {},
+            )
+        })
+        .await;
+        return match imported {
+            Ok(outcome) => answer_push(&state, &signed, outcome),
+            Err(r) => r,
+        };
+    }
     let (tx, reader) = ChannelReader::new();
     let importing = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -826,6 +860,15 @@ async fn push(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
         }
         return f.response(max);
     }
+    answer_push(&state, &signed, outcome)
+}
+
+/// The answer to a push: the import outcome as JSON, or why it was refused.
+fn answer_push(
+    state: &State,
+    signed: &Signed,
+    outcome: rhizome_node::Result<ImportOutcome>,
+) -> Response<Body> {
     match outcome {
         Ok(o) => match serde_json::to_value(&o) {
             Ok(v) => signed.json(&state.key, StatusCode::OK, &v),
