@@ -21,6 +21,7 @@ mod progress;
 mod read;
 mod show;
 mod sneaker;
+mod ui;
 mod write;
 
 use clap::Parser;
@@ -94,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Import { file } => sneaker::import(at, file, json),
         Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(Some(at), file, json),
+        Command::Ui { listen } => ui::run(at, *listen, json),
         Command::Peers => sneaker::peers(at, json),
         Command::Forks => sneaker::forks(at, json),
         Command::Pending => sneaker::pending(at, json),
