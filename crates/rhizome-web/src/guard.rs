@@ -155,14 +155,19 @@ pub(crate) async fn guard(State(app): State<Arc<App>>, mut req: Request, next: N
             .headers()
             .get(header::ORIGIN)
             .and_then(|h| h.to_str().ok());
-        if !origin.is_some_and(|o| app.origins.iter().any(|x| x == o)) {
-            return refuse(StatusCode::FORBIDDEN, "Forbidden: cross-site request.\n");
-        }
         let site = req
             .headers()
             .get("sec-fetch-site")
             .and_then(|h| h.to_str().ok());
-        if site.is_some_and(|s| s != "same-origin") {
+        // With `Referrer-Policy: no-referrer` a browser sends `Origin: null` on its own form
+        // posts; then only its Sec-Fetch-Site (which no page can set) may vouch for them.
+        let same_site = site == Some("same-origin");
+        let origin_ok = match origin {
+            Some("null") => same_site,
+            Some(o) => app.origins.iter().any(|x| x == o),
+            None => false,
+        };
+        if !origin_ok || site.is_some_and(|s| s != "same-origin") {
             return refuse(StatusCode::FORBIDDEN, "Forbidden: cross-site request.\n");
         }
     }
