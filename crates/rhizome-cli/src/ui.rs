@@ -6,6 +6,7 @@ use rhizome_node::StoreLocation;
 use std::io::Write;
 use std::net::SocketAddr;
 
+use crate::exit::{fail, INVALID_INPUT};
 use crate::home;
 
 /// `rhizome ui`.
@@ -22,7 +23,10 @@ pub fn run(location: &StoreLocation, listen: SocketAddr, json: bool) -> Result<(
         keys,
         policy: home::policy(),
     };
-    let bound = rhizome_web::bind(config, listen)?;
+    let bound = rhizome_web::bind(config, listen).map_err(|e| match e {
+        rhizome_web::WebError::NotLoopback(_) => fail(INVALID_INPUT, e.to_string()),
+        other => other.into(),
+    })?;
     let url = bound.url();
     {
         let mut out = std::io::stdout().lock();

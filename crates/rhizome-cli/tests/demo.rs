@@ -32,6 +32,8 @@ fn the_demo_exchanges_posts_through_quarantine_and_leaves_the_homes() {
         "Good news reaches us at sea.",
         "age-encrypted (opened with this instance's key), zstd-compressed",
         "Would export 1 events",
+        "/school ui",
+        "/ship ui",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }

@@ -186,3 +186,104 @@ fn oversized_form_bodies_are_refused() {
     assert_eq!(r.status, 413, "{}", r.status);
     assert_eq!(events(&home), before);
 }
+
+#[test]
+fn the_page_listens_on_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    init(&home, "school");
+    let out = rz(&home)
+        .args(["ui", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+    assert!(out.stdout.is_empty(), "no address printed");
+}
+
+#[test]
+fn a_download_for_a_peer_streams_a_bundle_the_cli_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    init(&a, "school");
+    init(&b, "ship");
+    let stick = dir.path().join("ship.bundle");
+    rz(&b)
+        .args(["export", "--all", "--to"])
+        .arg(&stick)
+        .assert()
+        .success();
+    rz(&a)
+        .env("RHIZOME_TRUST_ON_FIRST_USE", "1")
+        .arg("import")
+        .arg(&stick)
+        .assert()
+        .success();
+    rz(&a).args(["post", "for the ship"]).assert().success();
+    let b_id = json(&b, &["whoami"])["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ui = Ui::start(&a);
+    let cookie = ui.login();
+    let page = ui.send(&format!(
+        "GET /export?peer={b_id} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n",
+        ui.host()
+    ));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("before compression"), "{}", page.body);
+    let csrf = csrf_of(&page.body);
+    let r = post(
+        &ui,
+        "/export/download",
+        &cookie,
+        Some(&ui.base()),
+        &format!("csrf={csrf}&peer={b_id}&compress="),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .contains("attachment"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "streamed");
+    let bundle = dechunk(&r.body);
+    assert!(
+        bundle.lines().count() >= 3,
+        "manifest, events, trailer: {bundle}"
+    );
+    let file = dir.path().join("download.bundle");
+    std::fs::write(&file, bundle).unwrap();
+    let inspected = json(&b, &["bundle", "inspect", file.to_str().unwrap()]);
+    assert_eq!(
+        inspected["manifest"]["recipient"],
+        b_id.as_str(),
+        "{inspected}"
+    );
+    let out = rz(&b)
+        .arg("import")
+        .arg(&file)
+        .env("RHIZOME_TRUST_ON_FIRST_USE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&rz(&b).arg("log").output().unwrap().stdout).into_owned();
+    assert!(log.contains("for the ship"));
+}
+
+/// The body of a chunked transfer.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+}

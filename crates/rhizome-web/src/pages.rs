@@ -43,11 +43,12 @@ pub(crate) async fn style() -> Response {
 pub(crate) fn clean(text: &str) -> String {
     text.chars()
         .map(|c| match c {
-            '\n' | '\t' => c,
-            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('\u{FFFD}'),
-            '\u{7f}' => '\u{2421}',
-            c if c.is_control() => '\u{FFFD}',
-            c => c,
+            '\n' | '\t' => c.to_string(),
+            // Caret notation (ESC is ^[), which every font can show.
+            c if (c as u32) < 0x20 => format!("^{}", char::from(b'@' + c as u8)),
+            '\u{7f}' => "^?".to_string(),
+            c if c.is_control() => '\u{FFFD}'.to_string(),
+            c => c.to_string(),
         })
         .collect()
 }
@@ -420,7 +421,7 @@ pub(crate) async fn thread(
                     p { "Liked by " @for (n, k) in t.likers.iter().enumerate() { @if n > 0 { ", " } (known.who(k)) } }
                 }
                 @if !t.tags.is_empty() {
-                    p { "Tags: " ul.tags { @for tag in &t.tags { li { a href={"/tags?tag=" (urlencode(tag))} { (remote(tag)) } } } } }
+                    div { "Tags: " ul.tags { @for tag in &t.tags { li { a href={"/tags?tag=" (urlencode(tag))} { (remote(tag)) } } } } }
                 }
                 @if !d.starred_by.is_empty() {
                     p { "Starred by " (clean(&d.starred_by.join(", "))) }
