@@ -474,6 +474,22 @@ EXAMPLES:
     /// Measure throughput on this machine (figures for BENCHMARKS.md); touches no home
     #[command(subcommand)]
     Bench(BenchCmd),
+
+    /// Open the local web page: read, write and carry a stick from a browser
+    #[command(
+        after_help = "Prints one line, the address to open: it carries a random access token,
+so only who sees it can use the page. The page listens on this computer only (127.0.0.1).
+Stop it with Ctrl-C.
+
+EXAMPLES:
+  rhizome ui
+  rhizome --home /srv/school ui --listen 127.0.0.1:8080"
+    )]
+    Ui {
+        /// Loopback address and port to listen on (port 0: any free port)
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Subcommand, Debug)]

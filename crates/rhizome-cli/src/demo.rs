@@ -291,5 +291,8 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
         "Done. Explore:  rhizome --home {}/school log   (or feed, thread, status, verify)",
         dir.display()
     );
+    say!("Open either home in a browser (prints the address to open):");
+    say!("  rhizome --home {}/school ui", dir.display());
+    say!("  rhizome --home {}/ship ui", dir.display());
     Ok(())
 }

@@ -35,6 +35,7 @@ mod serve;
 mod show;
 mod sneaker;
 mod sync;
+mod ui;
 mod write;
 
 use clap::Parser;
@@ -110,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(Some(at), file, json),
         Command::Serve(a) => serve::run(at, a, json),
         Command::Sync(a) => sync::run(at, a, json),
+        Command::Ui { listen } => ui::run(at, *listen, json),
         Command::Peers => sneaker::peers(at, json),
         Command::Forks => sneaker::forks(at, json),
         Command::Pending => sneaker::pending(at, json),

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use rhizome_core::Hash;
-use rhizome_node::read::{Names, Shown};
+use rhizome_node::read::{when, Names, Shown};
 use rhizome_node::text::{printable, printable_body};
 use rhizome_node::StoreLocation;
 use serde_json::{json, Value};
@@ -11,27 +11,6 @@ use std::collections::HashMap;
 
 use crate::exit::{fail, VERIFY_FAILED};
 use crate::home;
-
-/// `YYYY-MM-DD HH:MM` (UTC) for a millisecond timestamp.
-fn when(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
 
 /// The text of an event for people: marked when only a circle may read it (PROTOCOL 9.1).
 /// Escaped for a terminal, each line after the first behind `continuation`, so a post can

@@ -33,6 +33,8 @@ fn the_demo_exchanges_posts_through_quarantine_and_leaves_the_homes() {
         "age-encrypted (opened with this instance's key), zstd-compressed",
         "Would export 1 events",
         "listening on https://127.0.0.1:",
+        "/school ui",
+        "/ship ui",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }

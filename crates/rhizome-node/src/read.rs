@@ -29,6 +29,27 @@ pub fn label(name: Option<&str>, key: &PublicKey) -> String {
     }
 }
 
+/// `YYYY-MM-DD HH:MM` (UTC) for a millisecond timestamp, as front-ends show times.
+pub fn when(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
 /// Names for keys, to show people rather than hex: an author's latest PROFILE (PROTOCOL 5),
 /// else, for a local author who has none, the local name. Each key is looked up once.
 pub struct Names<'n> {
@@ -191,14 +212,15 @@ impl Batches {
         self.done.push(None);
         rayon::spawn(move || {
             let len = batch.len() as u64;
-            let failures = verify_batch(batch)
-                .into_iter()
-                .filter_map(|r| r.err())
-                .map(|r| Failure {
+            // Pushed one by one: a `collect` here would reuse the batch's allocation (in-place
+            // iteration) and keep hundreds of KiB per batch alive in `done` until the end.
+            let mut failures = Vec::new();
+            for r in verify_batch(batch).into_iter().filter_map(|r| r.err()) {
+                failures.push(Failure {
                     location: format!("{} seq {}", r.event.header.author, r.event.header.seq),
                     error: r.error.to_string(),
-                })
-                .collect();
+                });
+            }
             // The receiver lives until every batch sent has answered.
             let _ = tx.send((n, len, failures));
         });

@@ -1,0 +1,289 @@
+//! The web page's guards over plain HTTP against a real `rhizome ui`: the token, the session
+//! cookie, the Host header, CSRF and Origin checks, and the security headers.
+#![allow(clippy::unwrap_used)]
+
+mod ui_common;
+use ui_common::*;
+
+#[test]
+fn without_the_token_nothing_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    init(&home, "school");
+    rz(&home).args(["post", "private words"]).assert().success();
+    let ui = Ui::start(&home);
+    for path in ["/", "/trust", "/carry", "/static/app.js", "/events/feed"] {
+        let r = ui.send(&format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            ui.host()
+        ));
+        assert_eq!(r.status, 403, "{path}: {r:?}");
+        assert!(!r.body.contains("private words"));
+        assert!(r.body.len() < 200, "a tiny page: {}", r.body);
+        assert!(r.header("set-cookie").is_none());
+    }
+    // A wrong token, and a wrong session cookie.
+    let wrong = "0".repeat(64);
+    let r = ui.send(&format!(
+        "GET /?token={wrong} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        ui.host()
+    ));
+    assert_eq!(r.status, 403);
+    assert!(r.header("set-cookie").is_none());
+    let r = ui.send(&format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nCookie: rhizome_session={wrong}\r\n\r\n",
+        ui.host()
+    ));
+    assert_eq!(r.status, 403);
+    assert!(!r.body.contains("private words"));
+}
+
+#[test]
+fn the_token_sets_a_strict_cookie_and_the_cookie_opens_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    init(&home, "school");
+    rz(&home).args(["post", "hello hills"]).assert().success();
+    let ui = Ui::start(&home);
+    let r = ui.send(&format!(
+        "GET /?token={} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        ui.token,
+        ui.host()
+    ));
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("/"),
+        "the token leaves the address bar"
+    );
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = ui.send(&format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n",
+        ui.host()
+    ));
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("hello hills"));
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("form-action 'self'"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert!(r.header("access-control-allow-origin").is_none(), "no CORS");
+    // localhost is the same page.
+    let r = ui.send(&format!(
+        "GET / HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {cookie}\r\n\r\n",
+        ui.port
+    ));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn another_host_name_is_refused_even_with_the_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    init(&home, "school");
+    let ui = Ui::start(&home);
+    let cookie = ui.login();
+    for host in [
+        "evil.example",
+        "evil.example:80",
+        "127.0.0.1",
+        "127.0.0.1:1",
+    ] {
+        let r = ui.send(&format!(
+            "GET / HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n"
+        ));
+        assert_eq!(r.status, 421, "{host}: {r:?}");
+        // Even with the token: a rebinding page must not get a cookie.
+        let r = ui.send(&format!(
+            "GET /?token={} HTTP/1.1\r\nHost: {host}\r\n\r\n",
+            ui.token
+        ));
+        assert_eq!(r.status, 421);
+        assert!(r.header("set-cookie").is_none());
+    }
+}
+
+#[test]
+fn a_cross_site_or_tokenless_form_post_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    init(&home, "school");
+    let ui = Ui::start(&home);
+    let cookie = ui.login();
+    let page = ui.send(&format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n",
+        ui.host()
+    ));
+    let csrf = csrf_of(&page.body);
+    let before = events(&home);
+    let origin = ui.base();
+    let ok_body = format!("csrf={csrf}&back=%2F&as=school&text=forged&circle=");
+    let cases = [
+        (
+            Some("http://evil.example"),
+            ok_body.clone(),
+            "another origin",
+        ),
+        (None, ok_body.clone(), "no origin"),
+        (Some("null"), ok_body.clone(), "opaque origin"),
+        (
+            Some(origin.as_str()),
+            "back=%2F&as=school&text=forged".to_string(),
+            "no CSRF token",
+        ),
+        (
+            Some(origin.as_str()),
+            format!("csrf={}&back=%2F&as=school&text=forged", "1".repeat(64)),
+            "wrong CSRF token",
+        ),
+    ];
+    for (origin, body, what) in &cases {
+        let r = post(&ui, "/post", &cookie, *origin, body);
+        assert_eq!(r.status, 403, "{what}: {r:?}");
+    }
+    // Without the cookie, even with everything else right.
+    let r = post(&ui, "/post", "rhizome_session=x", Some(&origin), &ok_body);
+    assert_eq!(r.status, 403);
+    // A same-origin request that says it is cross-site.
+    let r = ui.send(&format!(
+        "POST /post HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nOrigin: {origin}\r\nSec-Fetch-Site: cross-site\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{ok_body}",
+        ui.host(),
+        ok_body.len()
+    ));
+    assert_eq!(r.status, 403);
+    assert_eq!(events(&home), before, "nothing was written");
+    // The same form, sent properly, writes.
+    let r = post(&ui, "/post", &cookie, Some(&origin), &ok_body);
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(events(&home), before + 1);
+}
+
+#[test]
+fn oversized_form_bodies_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    init(&home, "school");
+    let ui = Ui::start(&home);
+    let cookie = ui.login();
+    let page = ui.send(&format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n",
+        ui.host()
+    ));
+    let csrf = csrf_of(&page.body);
+    let before = events(&home);
+    let body = format!(
+        "csrf={csrf}&back=%2F&as=school&text={}",
+        "a".repeat(300_000)
+    );
+    let r = post(&ui, "/post", &cookie, Some(&ui.base()), &body);
+    assert_eq!(r.status, 413, "{}", r.status);
+    assert_eq!(events(&home), before);
+}
+
+#[test]
+fn the_page_listens_on_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("a");
+    init(&home, "school");
+    let out = rz(&home)
+        .args(["ui", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+    assert!(out.stdout.is_empty(), "no address printed");
+}
+
+#[test]
+fn a_download_for_a_peer_streams_a_bundle_the_cli_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    init(&a, "school");
+    init(&b, "ship");
+    let stick = dir.path().join("ship.bundle");
+    rz(&b)
+        .args(["export", "--all", "--to"])
+        .arg(&stick)
+        .assert()
+        .success();
+    rz(&a)
+        .env("RHIZOME_TRUST_ON_FIRST_USE", "1")
+        .arg("import")
+        .arg(&stick)
+        .assert()
+        .success();
+    rz(&a).args(["post", "for the ship"]).assert().success();
+    let b_id = json(&b, &["whoami"])["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ui = Ui::start(&a);
+    let cookie = ui.login();
+    let page = ui.send(&format!(
+        "GET /export?peer={b_id} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n",
+        ui.host()
+    ));
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("before compression"), "{}", page.body);
+    let csrf = csrf_of(&page.body);
+    let r = post(
+        &ui,
+        "/export/download",
+        &cookie,
+        Some(&ui.base()),
+        &format!("csrf={csrf}&peer={b_id}&compress="),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .contains("attachment"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "streamed");
+    let bundle = dechunk(&r.body);
+    assert!(
+        bundle.lines().count() >= 3,
+        "manifest, events, trailer: {bundle}"
+    );
+    let file = dir.path().join("download.bundle");
+    std::fs::write(&file, bundle).unwrap();
+    let inspected = json(&b, &["bundle", "inspect", file.to_str().unwrap()]);
+    assert_eq!(
+        inspected["manifest"]["recipient"],
+        b_id.as_str(),
+        "{inspected}"
+    );
+    let out = rz(&b)
+        .arg("import")
+        .arg(&file)
+        .env("RHIZOME_TRUST_ON_FIRST_USE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&rz(&b).arg("log").output().unwrap().stdout).into_owned();
+    assert!(log.contains("for the ship"));
+}
+
+/// The body of a chunked transfer.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").unwrap();
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+}
