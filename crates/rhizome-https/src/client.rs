@@ -408,7 +408,7 @@ impl Client {
     }
 
     /// `GET /.well-known/rhizome`, checked against the handshake and the pin.
-    async fn descriptor(&mut self) -> Result<Descriptor> {
+    async fn descriptor(&self) -> Result<(Descriptor, Proven)> {
         let (mut sender, proven) = self.connect().await?;
         let req = Request::builder()
             .method("GET")
@@ -444,10 +444,7 @@ impl Client {
                 )));
             }
         }
-        // From now on every connection must be to this instance.
-        self.pin = Some(d.instance_id);
-        self.server_key = Some(d.public_key);
-        Ok(d)
+        Ok((d, proven))
     }
 }
 
@@ -713,26 +710,14 @@ pub async fn sync(local: Local, opts: SyncOptions, on: OnProgress) -> Result<Syn
         timeout: opts.timeout,
     };
     let mut retries = 0;
-    let proven_by = {
-        let (_, proven) = with_retries(&opts, &on, &mut retries, || client.connect()).await?;
-        match proven {
-            Proven::InstanceKey(_) => "instance-key",
-            Proven::Ca => "ca",
-        }
+    let (d, proven) = with_retries(&opts, &on, &mut retries, || client.descriptor()).await?;
+    let proven_by = match proven {
+        Proven::InstanceKey(_) => "instance-key",
+        Proven::Ca => "ca",
     };
-    let d = {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match client.descriptor().await {
-                Err(HttpsError::Link(_)) if attempts < opts.attempts.max(1) => {
-                    retries += 1;
-                    tokio::time::sleep(opts.backoff).await;
-                }
-                other => break other?,
-            }
-        }
-    };
+    // From now on every connection must be to this instance.
+    client.pin = Some(d.instance_id);
+    client.server_key = Some(d.public_key);
     let id = d.instance_id;
     let l = local.clone();
     let standing = blocking(move || l.open()?.standing(&id)).await??;
