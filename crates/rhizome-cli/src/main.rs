@@ -19,8 +19,10 @@ mod identity;
 mod migrate;
 mod progress;
 mod read;
+mod serve;
 mod show;
 mod sneaker;
+mod sync;
 mod write;
 
 use clap::Parser;
@@ -94,6 +96,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Import { file } => sneaker::import(at, file, json),
         Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(Some(at), file, json),
+        Command::Serve(a) => serve::run(at, a, json),
+        Command::Sync(a) => sync::run(at, a, json),
         Command::Peers => sneaker::peers(at, json),
         Command::Forks => sneaker::forks(at, json),
         Command::Pending => sneaker::pending(at, json),

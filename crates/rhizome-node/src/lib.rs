@@ -15,6 +15,7 @@
 mod error;
 pub mod exchange;
 pub mod keys;
+pub mod live;
 mod location;
 pub mod migrate;
 pub mod read;
@@ -35,7 +36,7 @@ pub use rhizome_sync::{Policy, Transport};
 
 /// The values front-ends present, re-exported so that a front-end depends on the node alone.
 pub use rhizome_store::{Circle, Cursor, ForkRecord, Held, Peer, Reply, StoreError, Trust};
-pub use rhizome_sync::{ImportReport, Inspection, Status};
+pub use rhizome_sync::{ImportReport, Inspection, Refusal, Status};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
