@@ -61,7 +61,8 @@ pub fn run(at: &StoreLocation, args: &ServeArgs, json: bool) -> Result<()> {
         tls,
         limits,
     };
-    runtime()?.block_on(async move {
+    let rt = runtime()?;
+    let served = rt.block_on(async move {
         let server = Server::bind(config).await?;
         let (url, id) = (server.url(), server.instance_id());
         {
@@ -74,6 +75,10 @@ pub fn run(at: &StoreLocation, args: &ServeArgs, json: bool) -> Result<()> {
             out.flush()?;
         }
         server.run(shutdown()).await?;
-        Ok(())
-    })
+        Ok::<_, anyhow::Error>(())
+    });
+    // Transfers still running are cut (what they stored stays stored); a blocking import or
+    // export ends as soon as its channel closes.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    served
 }

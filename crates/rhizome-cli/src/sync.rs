@@ -9,6 +9,7 @@ use rhizome_core::InstanceId;
 use rhizome_https::client::{self, Local, Progress, SyncOptions};
 use rhizome_https::HttpsError;
 use rhizome_node::exchange::ImportOutcome;
+use rhizome_node::text::printable;
 use rhizome_node::{StoreLocation, Trust};
 use serde_json::json;
 
@@ -69,8 +70,11 @@ pub fn run(at: &StoreLocation, args: &SyncArgs, json: bool) -> Result<()> {
             LINK_DOWN,
             format!("{}: link down after retries: {m} (everything verified so far is kept; run `rhizome sync` again to continue)", args.url),
         ),
-        HttpsError::Peer(m) => fail(WRONG_PEER, format!("{}: {m}", args.url)),
-        e @ HttpsError::Refused { .. } => fail(REFUSED_BY_PEER, format!("{}: {e}", args.url)),
+        HttpsError::Peer(m) => fail(WRONG_PEER, format!("{}: {}", args.url, printable(&m))),
+        e @ HttpsError::Refused { .. } => fail(
+            REFUSED_BY_PEER,
+            format!("{}: {}", args.url, printable(&e.to_string())),
+        ),
         e @ HttpsError::Protocol(_) => fail(REFUSED_BY_PEER, format!("{}: {e}", args.url)),
         HttpsError::Node(n) => n.into(),
         other => other.into(),
@@ -82,8 +86,8 @@ pub fn run(at: &StoreLocation, args: &SyncArgs, json: bool) -> Result<()> {
     let s = &report.server;
     if s.standing.is_none() {
         say!(
-            "First contact with {:?}: instance {}, key fingerprint {}",
-            s.name,
+            "First contact with \"{}\": instance {}, key fingerprint {}",
+            printable(&s.name),
             s.instance_id,
             s.fingerprint
         );
@@ -102,9 +106,9 @@ pub fn run(at: &StoreLocation, args: &SyncArgs, json: bool) -> Result<()> {
         ),
         Some(ImportOutcome::Held(h)) => {
             say!(
-                "pulled  {} events from {:?}, held in quarantine{} (nothing applied yet)",
+                "pulled  {} events from \"{}\", held in quarantine{} (nothing applied yet)",
                 h.held.events,
-                h.held.name,
+                printable(&h.held.name),
                 if h.new { "" } else { " (already held)" }
             );
             say!(

@@ -19,6 +19,7 @@ pub mod live;
 mod location;
 pub mod migrate;
 pub mod read;
+pub mod text;
 pub mod trust;
 pub mod write;
 
@@ -51,6 +52,7 @@ pub struct Node {
     location: StoreLocation,
     keys: Arc<KeySession>,
     policy: Policy,
+    notices: Vec<String>,
 }
 
 /// What `init` asks for.
@@ -131,6 +133,7 @@ impl Node {
         let store = location.open()?;
         Ok(Node {
             store,
+            notices: location.make_private(),
             location,
             keys,
             policy,
@@ -143,6 +146,7 @@ impl Node {
         let store = location.open_for_reading()?;
         Ok(Node {
             store,
+            notices: location.make_private(),
             location,
             keys,
             policy: Policy::default(),
@@ -198,6 +202,7 @@ impl Node {
         store.init(&identity, &first)?;
         let mut node = Node {
             store,
+            notices: location.make_private(),
             location,
             keys,
             policy: Policy::default(),
@@ -218,6 +223,12 @@ impl Node {
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// What a person should be told about opening this instance (its home was readable by
+    /// others and has been made private), once: taken by the front-end to show.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Where this instance lives.
