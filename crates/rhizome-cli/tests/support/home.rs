@@ -57,6 +57,11 @@ pub fn init(home: &Path, name: &str) {
     ok(rz(home).args(["init", "--name", name, "--no-passphrase"]));
 }
 
+/// A home with no event at all (no PROFILE), so two of them can hold the same events.
+pub fn init_bare(home: &Path, name: &str) {
+    ok(rz(home).args(["init", "--name", name, "--no-passphrase", "--no-profile"]));
+}
+
 /// `n` posts by the home's author, "NAME post I".
 pub fn posts(home: &Path, n: usize, name: &str) {
     for i in 0..n {

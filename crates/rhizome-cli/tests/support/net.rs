@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 struct ProxyState {
     /// Bytes (both directions together) a connection may carry before it is cut; 0: never.
     cut_every: AtomicU64,
+    /// Bytes per second each direction of a connection may carry; 0: unlimited.
+    rate: AtomicU64,
     silent: AtomicBool,
     stop: AtomicBool,
     cuts: AtomicUsize,
@@ -96,6 +98,11 @@ impl Proxy {
         self.state.cut_every.store(bytes, Ordering::SeqCst);
     }
 
+    /// Throttles each direction of each connection to `bytes_per_sec` (0: unlimited).
+    pub fn set_rate(&self, bytes_per_sec: u64) {
+        self.state.rate.store(bytes_per_sec, Ordering::SeqCst);
+    }
+
     /// Silent: connections stay open but no byte passes either way (a black-holed link).
     pub fn set_silent(&self, silent: bool) {
         self.state.silent.store(silent, Ordering::SeqCst);
@@ -149,6 +156,10 @@ fn pump(
             break;
         }
         st.bytes.fetch_add(pass as u64, Ordering::SeqCst);
+        let rate = st.rate.load(Ordering::SeqCst);
+        if rate > 0 {
+            std::thread::sleep(Duration::from_secs_f64(pass as f64 / rate as f64));
+        }
         if pass < n || (limit > 0 && before + n as u64 >= limit) {
             if !cut.swap(true, Ordering::SeqCst) {
                 st.cuts.fetch_add(1, Ordering::SeqCst);
@@ -378,4 +389,44 @@ pub fn netns_exists(name: &str) -> bool {
     run(&["ip", "netns", "list"])
         .map(|l| l.lines().any(|x| x.split_whitespace().next() == Some(name)))
         .unwrap_or(false)
+}
+
+/// Completes a real TLS handshake with `addr` (`openssl s_client`), then sends an HTTP request
+/// head one byte a second, until the server closes the connection or `max` passes.
+/// Err when `openssl` cannot run here.
+pub fn slow_header_client(addr: SocketAddr, max: Duration) -> Result<Slow, String> {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &addr.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run openssl s_client: {e}"))?;
+    let mut stdin = child.stdin.take().unwrap();
+    let head = b"GET /.well-known/rhizome HTTP/1.1\r\nhost: x\r\nx-slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let t = Instant::now();
+    let mut sent = 0;
+    let mut next_byte = t + Duration::from_secs(1); // after the handshake
+    while t.elapsed() < max {
+        if let Ok(Some(_)) = child.try_wait() {
+            return Ok(Slow {
+                dropped_after: Some(t.elapsed()),
+                bytes_sent: sent,
+            });
+        }
+        if Instant::now() >= next_byte && sent < head.len() {
+            // A write error means s_client is gone: seen by try_wait next round.
+            if stdin.write_all(&head[sent..=sent]).is_ok() && stdin.flush().is_ok() {
+                sent += 1;
+            }
+            next_byte += Duration::from_secs(1);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(Slow {
+        dropped_after: None,
+        bytes_sent: sent,
+    })
 }
