@@ -536,6 +536,8 @@ fn hostile_content_from_another_home_stays_text() {
         let page = wait_for(&c, "terminal escapes").await;
         assert!(page.contains("<script>alert(1)</script>"), "shown as text");
         assert!(page.contains("onload=alert(1)"));
+        assert!(!page.contains('\u{202e}'), "direction overrides are neutralised");
+        assert!(page.contains("^[[2J"), "terminal escapes shown in caret notation");
         for (label, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
             c.set_window_size(w, h).await.unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;
