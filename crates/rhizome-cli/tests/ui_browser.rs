@@ -242,6 +242,21 @@ fn a_person_reads_the_feed_opens_a_thread_comments_and_sees_it() {
             .await
             .unwrap();
         wait_for(&c, "Posted from the page").await;
+        // Events that arrive by another path (here the CLI) are announced on the open feed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rz(&home)
+            .args(["post", "from the terminal"])
+            .assert()
+            .success();
+        let page = wait_for(&c, "arrived: refresh").await;
+        assert!(page.contains("1 new event"), "{page}");
+        c.find(Locator::Id("live-refresh"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(&c, "from the terminal").await;
         c.close().await.unwrap();
     });
     // The CLI sees what the page wrote.
