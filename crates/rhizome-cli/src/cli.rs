@@ -17,6 +17,9 @@ EXIT CODES:
   9  import: some events refused (the valid rest kept)
  10  store unavailable: database server unreachable, credentials refused, connection lost
      (everything committed before stays; run the command again to continue)
+ 11  sync: link down after the retries (everything verified stays; run sync again)
+ 12  sync: wrong peer: not the --peer instance, or a bad descriptor or signature (nothing sent)
+ 13  sync: refused by the server (401, 403, 413, 429, 503) or a protocol error
 
 ENVIRONMENT:
   RHIZOME_HOME        instance directory (default: the platform data directory)
@@ -359,6 +362,29 @@ EXAMPLES:
     #[command(subcommand)]
     Bundle(BundleCmd),
 
+    /// Serve this instance over HTTPS for `rhizome sync` (TLS 1.3, signed requests only)
+    #[command(
+        after_help = "Prints one line when ready: `listening on https://ADDR:PORT instance ID`
+(with --json: {\"url\": ..., \"instance_id\": ...}). Stops cleanly on SIGTERM or SIGINT.
+
+EXAMPLES:
+  rhizome serve --listen 0.0.0.0:8443
+  RHIZOME_PASSPHRASE=... rhizome serve --store postgres://rhizome@db/hub --trust-on-first-use
+  rhizome serve --tls-cert hub.pem --tls-key hub.key     # a CA-issued certificate"
+    )]
+    Serve(ServeArgs),
+
+    /// Sync with an instance over HTTPS: pull what it has, push what it lacks
+    #[command(
+        after_help = "Exit codes besides the common ones: 11 link down after the retries, 12 wrong
+peer (nothing sent), 13 refused by the server.
+
+EXAMPLES:
+  rhizome sync https://hub.example:8443 --peer 56475aa75463474c0285df5dbf2bcab7
+  rhizome sync https://127.0.0.1:8443 --pull-only --json"
+    )]
+    Sync(SyncArgs),
+
     /// Instances this one has exchanged bundles with, their clocks and trust
     #[command(after_help = "EXAMPLES:\n  rhizome peers\n  rhizome peers --json | jq '.[].acked'")]
     Peers,
@@ -688,4 +714,62 @@ pub enum CircleCmd {
         /// New name
         new_name: String,
     },
+}
+
+/// `rhizome serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port)
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// CA-issued certificate chain, PEM (default: a self-signed certificate of the instance key)
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key, PEM
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest bundle a caller may push, bytes (413 beyond)
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
+    pub max_body: u64,
+    /// Pulls and pushes running at once (503 with Retry-After beyond)
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub max_syncs: usize,
+    /// Seconds a body may stall before the peer is dropped
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub idle_timeout: u64,
+    /// Requests per caller per minute (429 beyond)
+    #[arg(long, default_value_t = 120, value_name = "N")]
+    pub requests_per_minute: u32,
+    /// Import first pushes of unknown instances at once (and trust them) instead of holding
+    /// them for approval; also RHIZOME_TRUST_ON_FIRST_USE=1
+    #[arg(long)]
+    pub trust_on_first_use: bool,
+}
+
+/// `rhizome sync`.
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The server: https://HOST[:PORT]
+    pub url: String,
+    /// The instance expected there: anything else is refused before data is sent
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub peer: Option<String>,
+    /// Only pull
+    #[arg(long, conflicts_with = "push_only")]
+    pub pull_only: bool,
+    /// Only push
+    #[arg(long)]
+    pub push_only: bool,
+    /// Extra trusted root certificates (PEM), for a server with a private CA's certificate
+    #[arg(long, env = "RHIZOME_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Attempts per step when the link breaks
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub attempts: u32,
+    /// First wait before a retry, milliseconds (doubled each time)
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub backoff_ms: u64,
+    /// Connect timeout and longest stall of a transfer, seconds
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
 }

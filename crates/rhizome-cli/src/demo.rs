@@ -1,6 +1,7 @@
 //! `rhizome demo`: two instances that never meet on a network exchange posts on a "stick",
-//! narrated step by step with the commands a person would type. Runs the real binary for
-//! every step, so what it shows is what the commands do.
+//! then sync over HTTPS on loopback when a network appears, narrated step by step with the
+//! commands a person would type. Runs the real binary for every step, so what it shows is what
+//! the commands do.
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -73,6 +74,38 @@ impl Demo {
             .to_string();
         self.run(home, &["approve", &id])?;
         Ok(())
+    }
+
+    /// Starts `rhizome serve` for `home` on a free loopback port: the child and its URL.
+    fn serve(&self, home: &str) -> Result<(std::process::Child, String)> {
+        use std::io::BufRead as _;
+        let mut child = Command::new(&self.exe)
+            .current_dir(&self.dir)
+            .env_remove("RHIZOME_PASSPHRASE")
+            .env_remove("RHIZOME_HOME")
+            .env_remove("RHIZOME_TRUST_ON_FIRST_USE")
+            .arg("--home")
+            .arg(self.dir.join(home))
+            .args(["serve", "--listen", "127.0.0.1:0", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("running {}", self.exe.display()))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        let url = serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|v| v.get("url").and_then(Value::as_str).map(str::to_string));
+        match url {
+            Some(u) => Ok((child, u)),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("`rhizome serve` did not start: {line:?}")
+            }
+        }
     }
 
     fn step(&self, title: &str) -> Result<()> {
@@ -243,6 +276,15 @@ pub fn run(dir: Option<&Path>) -> Result<()> {
             "--dry-run",
         ],
     )?;
+
+    d.step("9. A network appears: the school serves over HTTPS on loopback, and the ship syncs with it, pinned to the school's instance id (no accounts: the TLS key is the school's instance key, every request is signed by the ship's).")?;
+    let (mut server, url) = d.serve("school")?;
+    say!("  $ rhizome --home school serve --listen 127.0.0.1:0");
+    say!("    listening on {url} instance {school_id}");
+    let synced = d.run("ship", &["sync", &url, "--peer", &school_id]);
+    let _ = server.kill();
+    let _ = server.wait();
+    synced?;
 
     say!();
     say!(

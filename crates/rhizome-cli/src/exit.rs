@@ -20,6 +20,13 @@ pub const PARTIAL: u8 = 9;
 /// The database server cannot be reached, refused the credentials, or dropped the connection
 /// (every transaction committed before stays; a rerun continues).
 pub const UNAVAILABLE: u8 = 10;
+/// `sync`: the network link is down or broke, after the retries (what was verified stays).
+pub const LINK_DOWN: u8 = 11;
+/// `sync`: the server is not the instance expected (`--peer`), or its descriptor, handshake or
+/// signatures are invalid; nothing was sent.
+pub const WRONG_PEER: u8 = 12;
+/// `sync`: the server refused (401, 403, 413, 429, 503 after retries, ...) or broke the protocol.
+pub const REFUSED_BY_PEER: u8 = 13;
 
 /// An error with the exit code it deserves.
 #[derive(Debug, thiserror::Error)]

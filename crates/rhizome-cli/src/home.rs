@@ -89,12 +89,20 @@ pub fn keys() -> Arc<KeySession> {
     KeySession::new(Prompt)
 }
 
+/// Shows the node's notices (a home made private) on stderr.
+pub fn notify(mut node: Node) -> Node {
+    for n in node.take_notices() {
+        eprintln!("{}", rhizome_node::text::printable(&n));
+    }
+    node
+}
+
 /// Opens an existing instance.
 pub fn open(location: &StoreLocation) -> Result<Node> {
-    Ok(Node::open(location.clone(), keys(), policy())?)
+    Ok(notify(Node::open(location.clone(), keys(), policy())?))
 }
 
 /// Opens an existing instance for a command that only reads.
 pub fn open_for_reading(location: &StoreLocation) -> Result<Node> {
-    Ok(Node::open_for_reading(location.clone(), keys())?)
+    Ok(notify(Node::open_for_reading(location.clone(), keys())?))
 }

@@ -22,7 +22,8 @@ pub fn init(home_dir: &Path, location: &StoreLocation, args: &InitArgs, json: bo
         },
         publish_profile: !args.no_profile,
     };
-    let (_, info) = Node::init(location.clone(), home::keys(), &request)?;
+    let (node, info) = Node::init(location.clone(), home::keys(), &request)?;
+    home::notify(node);
     let Some(first) = info.authors.first() else {
         anyhow::bail!("the new instance has no author");
     };

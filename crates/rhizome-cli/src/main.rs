@@ -2,11 +2,23 @@
 //! into a message on stderr and a documented exit code (see `rhizome --help`).
 
 /// `println!` that returns an error instead of panicking when stdout is closed
-/// (`rhizome whoami | head -c0`), so `main` can treat a broken pipe as a quiet exit.
+/// (`rhizome whoami | head -c0`), so `main` can treat a broken pipe as a quiet exit. Whatever
+/// it prints goes through `printable_lines`: no control character or bidi override from stored
+/// text reaches the terminal raw, even where a field was not escaped on its own (JSON keeps its
+/// value: the escape is JSON's). Fields that must stay on one line are escaped at their site.
 macro_rules! say {
+    () => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock())?
+    }};
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
+        let text = format!($($arg)*);
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            rhizome_node::text::printable_lines(&text)
+        )?
     }};
 }
 
@@ -19,8 +31,10 @@ mod identity;
 mod migrate;
 mod progress;
 mod read;
+mod serve;
 mod show;
 mod sneaker;
+mod sync;
 mod ui;
 mod write;
 
@@ -95,6 +109,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Import { file } => sneaker::import(at, file, json),
         Command::Bundle(BundleCmd::Inspect { file }) => sneaker::inspect(Some(at), file, json),
+        Command::Serve(a) => serve::run(at, a, json),
+        Command::Sync(a) => sync::run(at, a, json),
         Command::Ui { listen } => ui::run(at, *listen, json),
         Command::Peers => sneaker::peers(at, json),
         Command::Forks => sneaker::forks(at, json),
@@ -132,7 +148,9 @@ fn main() -> ExitCode {
         // `rhizome log | head` closes the pipe early: not an error.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors may quote remote text (a name, a refused line).
+            let message = format!("{e:#}");
+            eprintln!("error: {}", rhizome_node::text::printable_lines(&message));
             ExitCode::from(exit::code_of(&e))
         }
     }

@@ -32,7 +32,12 @@ pub fn run(location: &StoreLocation, from: &Path, skip_bad: bool, json: bool) ->
     })?;
     let report_bad = |bad: &[Bad], total: u64| {
         for b in bad.iter().take(50) {
-            eprintln!("{}: line {}: {}", from.display(), b.line, b.error);
+            eprintln!(
+                "{}: line {}: {}",
+                from.display(),
+                b.line,
+                rhizome_node::text::printable(&b.error)
+            );
         }
         if total > 50 {
             eprintln!("... and {} more bad lines", total - 50);

@@ -17,3 +17,16 @@ pub fn bar(total: u64, what: &str) -> ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
+
+/// A byte counter (total unknown until set), hidden unless stderr is a terminal.
+pub fn bytes(what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::no_length();
+    if let Ok(style) = ProgressStyle::with_template("{msg:>10} {bytes} ({bytes_per_sec})") {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_string());
+    bar
+}

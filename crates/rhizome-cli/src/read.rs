@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use rhizome_core::Event;
+use rhizome_node::text::printable;
 use rhizome_node::StoreLocation;
 use serde_json::json;
 use std::io::Write;
@@ -33,7 +34,8 @@ fn summary(ev: &Event) -> String {
     if s.chars().count() > 60 {
         s = s.chars().take(59).collect::<String>() + "…";
     }
-    s
+    // One line per event: line feeds and controls escaped.
+    printable(&s).into_owned()
 }
 
 /// `rhizome log`.
@@ -56,12 +58,12 @@ pub fn log(location: &StoreLocation, author: Option<&str>, json: bool) -> Result
                     who,
                     ev.header.seq,
                     &ev.hash.to_hex()[..16],
-                    ev.header.kind,
+                    printable(ev.header.kind.as_str()),
                     summary(&ev)
                 )
             }
             Err(e) => {
-                eprintln!("warning: {e}");
+                eprintln!("warning: {}", printable(&e.to_string()));
                 Ok(())
             }
         };
@@ -97,7 +99,7 @@ pub fn verify(location: &StoreLocation, json: bool) -> Result<()> {
         );
     } else {
         for f in failures {
-            eprintln!("FAIL {}: {}", f.location, f.error);
+            eprintln!("FAIL {}: {}", f.location, printable(&f.error));
         }
     }
     if failures.is_empty() {

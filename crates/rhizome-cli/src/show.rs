@@ -4,6 +4,7 @@
 use anyhow::Result;
 use rhizome_core::Hash;
 use rhizome_node::read::{when, Names, Shown};
+use rhizome_node::text::{printable, printable_body};
 use rhizome_node::StoreLocation;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -12,16 +13,21 @@ use crate::exit::{fail, VERIFY_FAILED};
 use crate::home;
 
 /// The text of an event for people: marked when only a circle may read it (PROTOCOL 9.1).
-fn shown_text(s: &Shown) -> String {
+/// Escaped for a terminal, each line after the first behind `continuation`, so a post can
+/// neither drive the terminal nor fake a record of its own.
+fn shown_text(s: &Shown, continuation: &str) -> String {
     if s.withheld {
         return "(payload withheld)".into();
     }
-    let text = s.text.as_deref().unwrap_or_default();
+    let text = printable_body(s.text.as_deref().unwrap_or_default(), continuation);
     match &s.circle {
-        Some(circle) => format!("[circle {circle}] {text}"),
-        None => text.to_string(),
+        Some(circle) => format!("[circle {}] {text}", printable(circle)),
+        None => text,
     }
 }
+
+/// Where the continuation lines of a body start in `feed`, `thread` (at depth 0) and lists.
+const CONTINUED: &str = "    | ";
 
 /// `rhizome feed`.
 pub fn feed(
@@ -55,7 +61,7 @@ pub fn feed(
         say!("(nothing here yet: post something, or follow authors and import their events)");
     }
     for i in &page.items {
-        let text = shown_text(&i.shown);
+        let text = shown_text(&i.shown, CONTINUED);
         let what = match (&i.item.kind[..], i.item.target) {
             ("RESHARE", Some(t)) => format!("reshared {}: {text}", &t.to_hex()[..12]),
             _ => text,
@@ -112,7 +118,7 @@ pub fn thread(location: &StoreLocation, hash: &str, json: bool) -> Result<()> {
         when(root.header.timestamp.get()),
         names.of(&root.header.author),
         &root.hash.to_hex()[..12],
-        shown_text(&t.shown)
+        shown_text(&t.shown, CONTINUED)
     );
     if !t.likers.is_empty() {
         let who: Vec<String> = t.likers.iter().map(|k| names.of(k)).collect();
@@ -133,7 +139,7 @@ pub fn thread(location: &StoreLocation, hash: &str, json: bool) -> Result<()> {
             "  ".repeat(depth),
             names.of(&r.author),
             &r.hash.to_hex()[..12],
-            shown_text(shown)
+            shown_text(shown, &format!("{}{CONTINUED}", "  ".repeat(depth)))
         );
         if let Some(c) = children.get(&r.hash) {
             stack.extend(c.iter().rev().map(|x| (*x, depth + 1)));
@@ -161,7 +167,12 @@ fn print_events(
     } else {
         for (h, s) in items {
             match &s.author {
-                Some(a) => say!("{}  {}  {}", &h.to_hex()[..12], names.of(a), shown_text(s)),
+                Some(a) => say!(
+                    "{}  {}  {}",
+                    &h.to_hex()[..12],
+                    names.of(a),
+                    shown_text(s, CONTINUED)
+                ),
                 None => say!("{}  (not here yet)", &h.to_hex()[..12]),
             }
         }
@@ -188,7 +199,12 @@ pub fn circles(location: &StoreLocation, as_author: Option<&str>, json: bool) ->
     } else {
         for c in &circles {
             let ms: Vec<String> = c.members.iter().map(|m| names.of(m)).collect();
-            say!("{:<16} {} member(s): {}", c.name, ms.len(), ms.join(", "));
+            say!(
+                "{:<16} {} member(s): {}",
+                printable(&c.name),
+                ms.len(),
+                ms.join(", ")
+            );
         }
     }
     Ok(())
@@ -208,7 +224,7 @@ pub fn tags(location: &StoreLocation, tag: Option<&str>, json: bool) -> Result<(
                 say!("{}", json!({"tags": v}));
             } else {
                 for (t, n) in &counts {
-                    say!("{t:<24} {n}");
+                    say!("{:<24} {n}", printable(t));
                 }
             }
         }
@@ -262,7 +278,7 @@ pub fn status(location: &StoreLocation, json: bool) -> Result<()> {
     }
     say!("per type");
     for (t, n) in &st.per_type {
-        say!("  {t:<16} {n}");
+        say!("  {:<16} {n}", printable(t));
     }
     say!("per author");
     for (k, s) in &st.per_author {
@@ -274,9 +290,9 @@ pub fn status(location: &StoreLocation, json: bool) -> Result<()> {
             "  {} seq {} {} ({}): {}",
             names.of(&s.author),
             s.seq,
-            s.kind,
+            printable(&s.kind),
             s.reason,
-            s.detail
+            printable(&s.detail)
         );
     }
     Ok(())
@@ -325,7 +341,8 @@ pub fn check(location: &StoreLocation, json: bool) -> Result<()> {
         }
     } else {
         for (t, side, row) in &report.differences {
-            eprintln!("DIFF {t}: only in {side}: {row}");
+            let diff = format!("DIFF {t}: only in {side}: {row}");
+            eprintln!("{}", printable(&diff));
         }
     }
     if report.ok() {

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use rhizome_core::{Clock, InstanceId};
 use rhizome_node::exchange::{Base, ExportRequest, ImportOutcome};
+use rhizome_node::text::printable;
 use rhizome_node::{ImportReport, Status};
 use rhizome_node::{Node, NodeError, StoreLocation, Transport};
 use serde_json::json;
@@ -13,6 +14,29 @@ use std::path::Path;
 
 use crate::exit::{fail, INVALID_INPUT, PARTIAL, REJECTED, TRUNCATED};
 use crate::home;
+
+/// `YYYY-MM-DD HH:MM:SS +HH:MM` in the local time zone (UTC when the zone cannot be read) for
+/// a millisecond timestamp.
+fn local_time(ms: u64) -> String {
+    let Ok(utc) = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64) else {
+        return format!("{ms} ms");
+    };
+    let offset = time::UtcOffset::local_offset_at(utc).unwrap_or(time::UtcOffset::UTC);
+    let t = utc.to_offset(offset);
+    let (h, m, _) = offset.as_hms();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {}{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        if offset.is_negative() { '-' } else { '+' },
+        h.unsigned_abs(),
+        m.unsigned_abs()
+    )
+}
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / 1_048_576.0)
@@ -191,6 +215,12 @@ pub fn import(location: &StoreLocation, file: &Path, json: bool) -> Result<()> {
                     held.feeds,
                     held.invalid
                 );
+                if let Some(why) = &held.incomplete {
+                    say!(
+                        "  INCOMPLETE ({}): approving it applies only the valid events read",
+                        printable(why)
+                    );
+                }
                 say!("  This instance is new here. Check the fingerprint with its owner, then:");
                 say!(
                     "    rhizome approve {}     (trust it and apply the events)",
@@ -198,7 +228,17 @@ pub fn import(location: &StoreLocation, file: &Path, json: bool) -> Result<()> {
                 );
                 say!("    rhizome reject {}      (discard the bundle)", held.id);
             }
-            Ok(())
+            // The same exit code as a trusted bundle that arrived incomplete.
+            match &held.incomplete {
+                Some(why) => Err(fail(
+                    TRUNCATED,
+                    format!(
+                        "{}: {why}; held in quarantine as it is, nothing applied",
+                        file.display()
+                    ),
+                )),
+                None => Ok(()),
+            }
         }
     }
 }
@@ -243,7 +283,12 @@ fn print_import(report: &ImportReport, file: &Path, json: bool) -> Result<()> {
             );
         }
         for r in report.refused.iter().take(20) {
-            say!("  refused line {} ({}): {}", r.line, r.code, r.reason);
+            say!(
+                "  refused line {} ({}): {}",
+                r.line,
+                r.code,
+                printable(&r.reason)
+            );
         }
         for m in report.missing.iter().take(10) {
             say!("  missing {m}");
@@ -304,8 +349,13 @@ pub fn pending(location: &StoreLocation, json: bool) -> Result<()> {
         say!("nothing in quarantine");
     } else {
         for h in &held {
+            let incomplete = h
+                .incomplete
+                .as_ref()
+                .map(|why| format!("; INCOMPLETE ({})", printable(why)))
+                .unwrap_or_default();
             say!(
-                "{}  {:?} (instance {}, key {}): {} events in {} feeds, {} invalid",
+                "{}  {:?} (instance {}, key {}): {} events in {} feeds, {} invalid{incomplete}",
                 h.id,
                 h.name,
                 h.instance_id,
@@ -406,7 +456,7 @@ pub fn inspect(location: Option<&StoreLocation>, file: &Path, json: bool) -> Res
             }
             (None, err) => say!(
                 "manifest    INVALID: {}",
-                err.as_deref().unwrap_or("unknown")
+                printable(err.as_deref().unwrap_or("unknown"))
             ),
         }
         say!(
@@ -447,17 +497,21 @@ pub fn peers(location: &StoreLocation, json: bool) -> Result<()> {
     }
     let total = |c: &Clock| c.iter().map(|(_, s)| s.get()).sum::<u64>();
     for p in &peers {
-        say!("{:<20} {}  {:?}", p.name, p.instance_id, p.trust);
+        say!(
+            "{:<20} {}  {:?}",
+            printable(&p.name),
+            p.instance_id,
+            p.trust
+        );
         say!(
             "  acked {} events in {} feeds; sent {} events in {} feeds; last {} {} at {}",
             total(&p.acked),
             p.acked.len(),
             total(&p.sent),
             p.sent.len(),
-            p.last_direction.as_deref().unwrap_or("-"),
-            p.last_method.as_deref().unwrap_or("-"),
-            p.last_exchange_at
-                .map_or("-".to_string(), |t| t.to_string())
+            printable(p.last_direction.as_deref().unwrap_or("-")),
+            printable(p.last_method.as_deref().unwrap_or("-")),
+            p.last_exchange_at.map_or("-".to_string(), local_time)
         );
     }
     Ok(())

@@ -32,6 +32,7 @@ fn the_demo_exchanges_posts_through_quarantine_and_leaves_the_homes() {
         "Good news reaches us at sea.",
         "age-encrypted (opened with this instance's key), zstd-compressed",
         "Would export 1 events",
+        "listening on https://127.0.0.1:",
         "/school ui",
         "/ship ui",
     ] {
@@ -47,6 +48,8 @@ fn the_demo_exchanges_posts_through_quarantine_and_leaves_the_homes() {
         .unwrap();
     let ship_log = String::from_utf8_lossy(&ship_log.stdout);
     assert!(ship_log.contains("The well is fixed!"));
+    // Step 9: the post written after the last stick reached the ship over HTTPS.
+    assert!(ship_log.contains("Football match on Saturday."));
     // The circle-only post reached the ship (it hosts Ben) inside an encrypted stick: the
     // stick's bytes hold neither it nor any other text.
     assert!(ship_log.contains("parcel is waiting"));

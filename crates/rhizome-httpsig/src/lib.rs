@@ -7,7 +7,7 @@
 //!   (section 3.3.6) and verified strictly with `rhizome-core`'s keys;
 //! - [`sfv`]: the strict, bounded RFC 8941 Structured Field parser and serializer they use;
 //! - [`digest`]: RFC 9530 `Content-Digest` (SHA-256) with an incremental hasher;
-//! - [`policy`]: Rhizome's profile (docs/HTTPS-AUTH.md): what requests and responses cover,
+//! - [`policy`]: Rhizome's profile (docs/PROTOCOL.md section 10): what requests and responses cover,
 //!   signing them, and the verification checks with one error per reason ([`AuthError`]);
 //! - [`replay`]: a bounded cache of (key id, nonce) pairs.
 //!

@@ -1,4 +1,4 @@
-//! Rhizome's profile of RFC 9421 (docs/HTTPS-AUTH.md): what a request and a response must
+//! Rhizome's profile of RFC 9421 (docs/PROTOCOL.md section 10): what a request and a response must
 //! cover and say, how they are signed ([`sign_request`], [`sign_response`]) and the checks a
 //! verifier makes, in order ([`verify_request`], [`verify_response`]).
 //!

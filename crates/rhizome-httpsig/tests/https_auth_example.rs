@@ -1,9 +1,9 @@
-//! Keeps the worked example of `docs/HTTPS-AUTH.md` true.
+//! Keeps the worked example of `docs/PROTOCOL.md` section 10.14 true.
 //!
 //! Reads the document, recomputes every value twice (with `rhizome-httpsig`, and independently
 //! with plain string formatting, `sha2`, `ed25519-dalek` and `base64`), and checks that the
 //! documented request and response verify. Each value is the fenced block right after a marker
-//! line `<!-- example:NAME -->`, lines joined with `\n`; the set of markers must be exactly the
+//! line `<!-- https-example:NAME -->`, lines joined with `\n`; the set of markers must be exactly the
 //! set checked here.
 #![allow(clippy::unwrap_used)]
 
@@ -21,7 +21,7 @@ use rhizome_httpsig::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/HTTPS-AUTH.md");
+const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/PROTOCOL.md");
 
 const MARKERS: [&str; 6] = [
     "request-inputs",
@@ -37,7 +37,7 @@ fn doc() -> String {
 }
 
 fn block(doc: &str, name: &str) -> String {
-    let marker = format!("<!-- example:{name} -->");
+    let marker = format!("<!-- https-example:{name} -->");
     let lines: Vec<&str> = doc.lines().collect();
     let at: Vec<usize> = (0..lines.len())
         .filter(|&i| lines[i].trim() == marker)
@@ -85,7 +85,7 @@ fn markers_are_exactly_the_checked_ones() {
         .lines()
         .filter_map(|l| {
             l.trim()
-                .strip_prefix("<!-- example:")
+                .strip_prefix("<!-- https-example:")
                 .and_then(|r| r.strip_suffix(" -->"))
         })
         .collect();
@@ -253,7 +253,10 @@ fn worked_request_and_response() {
 #[test]
 fn code_table_lists_every_code_once() {
     let d = doc();
-    let codes: Vec<&str> = d
+    // The table of section 10.11 alone.
+    let start = d.find("### 10.11 ").unwrap();
+    let end = start + d[start..].find("### 10.12 ").unwrap();
+    let codes: Vec<&str> = d[start..end]
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|r| r.split_once("` |").map(|(c, _)| c))

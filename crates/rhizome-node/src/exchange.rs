@@ -419,6 +419,7 @@ impl Node {
             feeds: manifest.counts.feeds,
             invalid: check.malformed_lines + check.invalid_events,
             arrived_at: now_ms(),
+            incomplete: check.status.incomplete(),
         };
         let new = self.store.hold(&held)?;
         Ok(ImportOutcome::Held(Box::new(HeldReport {

@@ -15,9 +15,11 @@
 mod error;
 pub mod exchange;
 pub mod keys;
+pub mod live;
 mod location;
 pub mod migrate;
 pub mod read;
+pub mod text;
 pub mod trust;
 pub mod write;
 
@@ -35,7 +37,7 @@ pub use rhizome_sync::{Policy, Transport};
 
 /// The values front-ends present, re-exported so that a front-end depends on the node alone.
 pub use rhizome_store::{Circle, Cursor, ForkRecord, Held, Peer, Reply, StoreError, Trust};
-pub use rhizome_sync::{ImportReport, Inspection, Status};
+pub use rhizome_sync::{ImportReport, Inspection, Refusal, Status};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -50,6 +52,7 @@ pub struct Node {
     location: StoreLocation,
     keys: Arc<KeySession>,
     policy: Policy,
+    notices: Vec<String>,
 }
 
 /// What `init` asks for.
@@ -130,6 +133,7 @@ impl Node {
         let store = location.open()?;
         Ok(Node {
             store,
+            notices: location.make_private(),
             location,
             keys,
             policy,
@@ -142,6 +146,7 @@ impl Node {
         let store = location.open_for_reading()?;
         Ok(Node {
             store,
+            notices: location.make_private(),
             location,
             keys,
             policy: Policy::default(),
@@ -197,6 +202,7 @@ impl Node {
         store.init(&identity, &first)?;
         let mut node = Node {
             store,
+            notices: location.make_private(),
             location,
             keys,
             policy: Policy::default(),
@@ -217,6 +223,12 @@ impl Node {
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// What a person should be told about opening this instance (its home was readable by
+    /// others and has been made private), once: taken by the front-end to show.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     /// Where this instance lives.

@@ -1,5 +1,6 @@
 //! Where an instance's store lives, and opening it: a home directory holding one SQLite file
-//! (the embedded default), or a PostgreSQL database (hubs).
+//! (the embedded default), or a PostgreSQL database (hubs). A home is private to its owner:
+//! created 0700 with every file in it 0600, and tightened to that when found looser.
 
 use std::path::{Path, PathBuf};
 
@@ -110,7 +111,11 @@ impl StoreLocation {
     pub fn create(&self) -> Result<Box<dyn Store>> {
         match self {
             StoreLocation::Sqlite { home } => {
-                std::fs::create_dir_all(home).map_err(|e| {
+                let mut builder = std::fs::DirBuilder::new();
+                builder.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                builder.create(home).map_err(|e| {
                     NodeError::Home(format!("cannot create home {}: {e}", home.display()))
                 })?;
                 Ok(Box::new(SqliteStore::open(&home.join(DB_FILE))?))
@@ -126,6 +131,66 @@ impl StoreLocation {
             StoreLocation::Sqlite { home } => home.join(DB_FILE).exists(),
             // A server is always there; `init` then asks it whether it holds an instance.
             StoreLocation::Postgres { .. } => true,
+        }
+    }
+}
+
+impl StoreLocation {
+    /// Makes a home private to its owner: takes every group and other permission off the home,
+    /// and off every file and directory in it (links are left alone). Returns what a person
+    /// should be told: one line naming what was loosened and is now tightened, or what could
+    /// not be tightened; nothing when all was private already. A PostgreSQL store has no files.
+    pub fn make_private(&self) -> Vec<String> {
+        match self {
+            #[cfg(unix)]
+            StoreLocation::Sqlite { home } if home.is_dir() => {
+                let (mut tightened, mut failed) = (Vec::new(), Vec::new());
+                tighten(home, 0, &mut tightened, &mut failed);
+                let mut notices = Vec::new();
+                if !tightened.is_empty() {
+                    notices.push(format!(
+                        "notice: other users could read this home; made private (owner only): {}",
+                        tightened.join(", ")
+                    ));
+                }
+                if !failed.is_empty() {
+                    notices.push(format!(
+                        "warning: other users can read this home and it could not be made private: {}",
+                        failed.join(", ")
+                    ));
+                }
+                notices
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Takes group and other permissions off `path` and, for a directory, off what it holds,
+/// two levels down (a home holds a database and a directory of held bundles; a mistaken
+/// `--home` never reaches this: only a home whose store opened is tightened). Records `path (was MODE)` for each change, and each failure.
+#[cfg(unix)]
+fn tighten(path: &Path, depth: u32, tightened: &mut Vec<String>, failed: &mut Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.file_type().is_symlink() {
+        return;
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        let private = std::fs::Permissions::from_mode(mode & 0o7700);
+        match std::fs::set_permissions(path, private) {
+            Ok(()) => tightened.push(format!("{} (was {mode:04o})", path.display())),
+            Err(e) => failed.push(format!("{} ({e})", path.display())),
+        }
+    }
+    if meta.is_dir() && depth < 2 {
+        if let Ok(entries) = std::fs::read_dir(path) {
+            for entry in entries.flatten() {
+                tighten(&entry.path(), depth + 1, tightened, failed);
+            }
         }
     }
 }

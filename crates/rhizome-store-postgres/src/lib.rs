@@ -97,6 +97,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_log.sql"),
     include_str!("../migrations/0002_views.sql"),
     include_str!("../migrations/0003_peers_quarantine.sql"),
+    include_str!("../migrations/0004_quarantine_incomplete.sql"),
 ];
 
 /// Current schema version of this build: the number of migrations.

@@ -219,8 +219,8 @@ impl QuarantineStore for PgStore {
     fn hold(&mut self, h: &Held) -> StoreResult<bool> {
         self.with(|c| {
             Ok(c.execute(
-                "INSERT INTO quarantine (id, instance_id, public_key, name, events, feeds, invalid, arrived_at, blob)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO quarantine (id, instance_id, public_key, name, events, feeds, invalid, arrived_at, blob, incomplete)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
                 &[
                     &h.id,
                     &&h.instance_id.as_bytes()[..],
@@ -231,6 +231,7 @@ impl QuarantineStore for PgStore {
                     &(h.invalid as i64),
                     &(h.arrived_at as i64),
                     &h.blob.as_ref().map(|b| &b.0.as_bytes()[..]),
+                    &h.incomplete.as_ref().map(|t| t.as_bytes()),
                 ],
             )? == 1)
         })
@@ -239,7 +240,7 @@ impl QuarantineStore for PgStore {
     fn held(&self) -> StoreResult<Vec<Held>> {
         self.with(|c| {
             c.query(
-                "SELECT id, instance_id, public_key, name, events, feeds, invalid, arrived_at, blob
+                "SELECT id, instance_id, public_key, name, events, feeds, invalid, arrived_at, blob, incomplete
                  FROM quarantine ORDER BY arrived_at, id",
                 &[],
             )?
@@ -257,6 +258,10 @@ impl QuarantineStore for PgStore {
                     blob: r
                         .get::<_, Option<&[u8]>>(8)
                         .map(|b| crate::hash_col(b, "quarantine.blob").map(BlobId))
+                        .transpose()?,
+                    incomplete: r
+                        .get::<_, Option<Vec<u8>>>(9)
+                        .map(|t| text_col(t, "quarantine.incomplete"))
                         .transpose()?,
                 })
             })

@@ -519,6 +519,7 @@ fn blobs_are_stored_in_chunks_whole_or_not_at_all() {
         invalid: 1,
         arrived_at: 99,
         blob: Some(id),
+        incomplete: Some("trailer invalid: \u{0}".into()),
     };
     assert!(pg.hold(&held).unwrap());
     assert!(!pg.hold(&held).unwrap());
@@ -526,6 +527,7 @@ fn blobs_are_stored_in_chunks_whole_or_not_at_all() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].name, held.name);
     assert_eq!(list[0].blob, Some(id));
+    assert_eq!(list[0].incomplete, held.incomplete);
     assert!(pg.release(&held.id).unwrap());
     assert!(!pg.release(&held.id).unwrap());
 }

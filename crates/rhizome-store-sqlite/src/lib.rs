@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_privacy.sql"),
     include_str!("../migrations/0007_quarantine_blobs_blocked_ids.sql"),
     include_str!("../migrations/0008_profiles.sql"),
+    include_str!("../migrations/0009_quarantine_incomplete.sql"),
 ];
 
 /// Current schema version of this build: the number of migrations.
@@ -72,7 +73,10 @@ struct FeedState {
 
 impl SqliteStore {
     /// Opens (creating if absent) the database at `path` and applies pending migrations.
+    /// A new file is made readable by its owner only (0600, whatever the umask), before SQLite
+    /// opens it: SQLite gives its `-wal` and `-shm` files the database file's mode.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        create_private(path);
         let mut store = Self {
             conn: Connection::open(path).map_err(|e| classify(path, e))?,
             path: path.to_path_buf(),
@@ -261,6 +265,16 @@ impl SqliteStore {
             .query_row([rowid], |r| r.get(0))?;
         hash_col(&h, "events.hash")
     }
+}
+
+/// Creates `path` empty with mode 0600 if nothing is there. Any failure is left for SQLite's
+/// own open to report (a missing directory, a read-only one).
+fn create_private(path: &Path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let _ = options.open(path);
 }
 
 pub(crate) fn classify(path: &Path, e: rusqlite::Error) -> StoreError {

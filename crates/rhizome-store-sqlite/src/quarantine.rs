@@ -73,18 +73,23 @@ impl Drop for FileSink {
 impl QuarantineStore for SqliteStore {
     fn blob_sink(&self) -> StoreResult<Box<dyn BlobSink>> {
         let dir = blob_dir(&self.path);
-        std::fs::create_dir_all(&dir).map_err(|e| blob_error(&dir, e))?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).map_err(|e| blob_error(&dir, e))?;
         let mut random = [0u8; 12];
         getrandom::fill(&mut random).map_err(|e| StoreError::Blob {
             what: dir.display().to_string(),
             detail: format!("no randomness for a temporary name: {e}"),
         })?;
         let temp = dir.join(format!(".incoming-{}", hex::encode(random)));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| blob_error(&temp, e))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        // Held bundles may carry circle payloads: readable by the owner only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&temp).map_err(|e| blob_error(&temp, e))?;
         Ok(Box::new(FileSink {
             file,
             temp,
@@ -110,8 +115,8 @@ impl QuarantineStore for SqliteStore {
     fn hold(&mut self, h: &Held) -> StoreResult<bool> {
         run(|| {
             let n = self.conn.execute(
-            "INSERT OR IGNORE INTO quarantine (id, instance_id, public_key, name, events, feeds, invalid, arrived_at, file, blob)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9)",
+            "INSERT OR IGNORE INTO quarantine (id, instance_id, public_key, name, events, feeds, invalid, arrived_at, file, blob, incomplete)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', ?9, ?10)",
             params![
                 h.id,
                 &h.instance_id.as_bytes()[..],
@@ -121,7 +126,8 @@ impl QuarantineStore for SqliteStore {
                 h.feeds as i64,
                 h.invalid as i64,
                 h.arrived_at as i64,
-                h.blob.map(|b| b.0.as_bytes().to_vec())
+                h.blob.map(|b| b.0.as_bytes().to_vec()),
+                h.incomplete
             ],
         ).map_err(|e| classify(&self.path, e))?;
             Ok(n == 1)
@@ -131,7 +137,7 @@ impl QuarantineStore for SqliteStore {
     fn held(&self) -> StoreResult<Vec<Held>> {
         run(|| {
             let mut stmt = self.conn.prepare(
-            "SELECT id, instance_id, public_key, name, events, feeds, invalid, arrived_at, blob FROM quarantine ORDER BY arrived_at, id",
+            "SELECT id, instance_id, public_key, name, events, feeds, invalid, arrived_at, blob, incomplete FROM quarantine ORDER BY arrived_at, id",
         )?;
             let rows = stmt
                 .query_map([], |r| {
@@ -145,25 +151,29 @@ impl QuarantineStore for SqliteStore {
                         r.get::<_, i64>(6)?,
                         r.get::<_, i64>(7)?,
                         r.get::<_, Option<Vec<u8>>>(8)?,
+                        r.get::<_, Option<String>>(9)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
-                .map(|(id, inst, key, name, events, feeds, invalid, at, blob)| {
-                    Ok(Held {
-                        id,
-                        instance_id: instance_col(&inst, "quarantine.instance_id")?,
-                        public_key: key_col(&key, "quarantine.public_key")?,
-                        name,
-                        events: events as u64,
-                        feeds: feeds as u64,
-                        invalid: invalid as u64,
-                        arrived_at: at as u64,
-                        blob: blob
-                            .map(|b| crate::hash_col(&b, "quarantine.blob").map(BlobId))
-                            .transpose()?,
-                    })
-                })
+                .map(
+                    |(id, inst, key, name, events, feeds, invalid, at, blob, incomplete)| {
+                        Ok(Held {
+                            id,
+                            instance_id: instance_col(&inst, "quarantine.instance_id")?,
+                            public_key: key_col(&key, "quarantine.public_key")?,
+                            name,
+                            events: events as u64,
+                            feeds: feeds as u64,
+                            invalid: invalid as u64,
+                            arrived_at: at as u64,
+                            blob: blob
+                                .map(|b| crate::hash_col(&b, "quarantine.blob").map(BlobId))
+                                .transpose()?,
+                            incomplete,
+                        })
+                    },
+                )
                 .collect()
         })
     }

@@ -253,6 +253,10 @@ pub struct Held {
     /// The held copy, by content. `None` for a bundle held by a Rhizome before schema 7,
     /// which kept it as the file `<home>/quarantine/<id>.bundle`.
     pub blob: Option<BlobId>,
+    /// Why the held copy is not a whole bundle (`truncated: no trailer`, `trailer invalid:
+    /// ...`, `unreadable: ...`); `None` when its trailer was valid (or, for a bundle held
+    /// before SQLite schema 9 / PostgreSQL schema 4, when nobody recorded it).
+    pub incomplete: Option<String>,
 }
 
 /// Direction of an exchange with a peer.

@@ -215,7 +215,10 @@ pub fn write_bundle<W: Write + ?Sized>(
 }
 
 /// Writes `path` through a temporary file beside it: write, fsync, rename, fsync the
-/// directory. An interrupted write never leaves a file at `path` that looks complete.
+/// directory. An interrupted write never leaves a file at `path` that looks complete. The
+/// temporary file has a random name and is created exclusively (`O_EXCL`: never through a link
+/// planted at its name), readable by its owner only (0600, kept by the file written: a bundle
+/// may carry circle payloads).
 pub fn write_file_atomically<T, E: From<std::io::Error>>(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<T, E>,
@@ -228,21 +231,19 @@ pub fn write_file_atomically<T, E: From<std::io::Error>>(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "bundle".into());
-    let tmp = dir.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = (|| {
-        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        let value = write(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()?;
-        Ok(value)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.partial-"))
+        .tempfile_in(&dir)?;
+    // Dropping `temp_path` on any error below removes the partial file.
+    let (file, temp_path) = temp.into_parts();
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let value = write(&mut w)?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    temp_path.persist(path).map_err(|e| e.error)?;
+    File::open(&dir)?.sync_all()?;
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -293,5 +294,45 @@ mod tests {
         let e = write_bundle(&store, &plan, &key, &mut out, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("16777216-byte limit"), "{e}");
         assert!(out.is_empty(), "nothing written");
+    }
+
+    /// A link planted where the old writer put its temporary file (`.NAME.partial-PID`) and
+    /// a link at every name it might pick are never followed: the victim keeps its bytes.
+    #[cfg(unix)]
+    #[test]
+    fn the_temporary_file_never_follows_a_planted_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let out = dir.path().join("out.bundle");
+        let planted = dir
+            .path()
+            .join(format!(".out.bundle.partial-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        write_file_atomically(&out, |w| -> Result<(), std::io::Error> {
+            w.write_all(b"bundle bytes")
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::read(&out).unwrap(), b"bundle bytes");
+        assert!(!std::fs::symlink_metadata(&out).unwrap().is_symlink());
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Nothing else is left beside it but the planted link.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 3, "{names:?}");
+        // A failed write leaves no partial file.
+        let failed =
+            write_file_atomically(&dir.path().join("x"), |w| -> Result<(), std::io::Error> {
+                w.write_all(b"half")?;
+                Err(std::io::Error::other("stop"))
+            });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 }

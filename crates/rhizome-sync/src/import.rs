@@ -108,6 +108,19 @@ pub enum Status {
     Unreadable(String),
 }
 
+impl Status {
+    /// Why a bundle is not whole, in words (`truncated: no trailer`); `None` when complete.
+    /// Kept with a held bundle, so that `pending` says it too.
+    pub fn incomplete(&self) -> Option<String> {
+        match self {
+            Status::Complete => None,
+            Status::Truncated => Some("truncated: no trailer".into()),
+            Status::TrailerInvalid(why) => Some(format!("trailer invalid: {why}")),
+            Status::Unreadable(why) => Some(format!("unreadable: {why}")),
+        }
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportReport {

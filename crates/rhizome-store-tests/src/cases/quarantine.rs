@@ -130,6 +130,8 @@ pub fn quarantine_unfinished_sink(fresh: Factory<'_>) {
 }
 
 fn held(id: &str, n: u8, arrived_at: u64, blob: Option<&[u8]>) -> Held {
+    // Every other instance's bundle arrived truncated.
+    let incomplete = (n % 2 == 1).then(|| "truncated: no trailer".to_string());
     Held {
         id: id.into(),
         instance_id: InstanceId::of(&pk(n)),
@@ -140,6 +142,7 @@ fn held(id: &str, n: u8, arrived_at: u64, blob: Option<&[u8]>) -> Held {
         invalid: 2,
         arrived_at,
         blob: blob.map(|b| BlobId(Hash::digest(b))),
+        incomplete,
     }
 }
 
@@ -148,7 +151,7 @@ fn json(h: &[Held]) -> serde_json::Value {
 }
 
 /// `hold` records a held bundle (false, and nothing changed, when the id is taken); `held`
-/// returns every field, oldest first; `release` forgets one (false when absent).
+/// returns every field (`incomplete` both set and unset), oldest first; `release` forgets one (false when absent).
 pub fn quarantine_hold_held_release(fresh: Factory<'_>) {
     let mut fx = fresh();
     let s = fx.store.as_mut();
