@@ -242,6 +242,21 @@ fn a_person_reads_the_feed_opens_a_thread_comments_and_sees_it() {
             .await
             .unwrap();
         wait_for(&c, "Posted from the page").await;
+        // Events that arrive by another path (here the CLI) are announced on the open feed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rz(&home)
+            .args(["post", "from the terminal"])
+            .assert()
+            .success();
+        let page = wait_for(&c, "arrived: refresh").await;
+        assert!(page.contains("1 new event"), "{page}");
+        c.find(Locator::Id("live-refresh"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(&c, "from the terminal").await;
         c.close().await.unwrap();
     });
     // The CLI sees what the page wrote.
@@ -536,6 +551,8 @@ fn hostile_content_from_another_home_stays_text() {
         let page = wait_for(&c, "terminal escapes").await;
         assert!(page.contains("<script>alert(1)</script>"), "shown as text");
         assert!(page.contains("onload=alert(1)"));
+        assert!(!page.contains('\u{202e}'), "direction overrides are neutralised");
+        assert!(page.contains("^[[2J"), "terminal escapes shown in caret notation");
         for (label, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
             c.set_window_size(w, h).await.unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;

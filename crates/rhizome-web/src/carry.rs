@@ -89,7 +89,7 @@ pub(crate) async fn carry_page(
                         option value=(p.instance_id) { (clean(&p.name)) " (" (p.public_key.fingerprint()) ")" }
                     }
                 }
-                div.row {
+                div.row.check {
                     input #export-compress type="checkbox" name="compress" value="on";
                     label for="export-compress" { "Compress (smaller, for big sticks)" }
                 }
@@ -604,7 +604,7 @@ pub(crate) async fn trust_page(
         section aria-labelledby="peers-h" {
             h2 #peers-h { "Homes met (" (peers.len()) ")" }
             @if peers.is_empty() { p.muted { "None yet: import a stick from another home." } }
-            div.tablewrap {
+            @if !peers.is_empty() { div.tablewrap {
                 table {
                     thead { tr { th scope="col" { "Home" } th scope="col" { "Trust" } th scope="col" { "They have" } th scope="col" { "Sent them" } th scope="col" { "Last exchange" } } }
                     tbody {
@@ -623,7 +623,7 @@ pub(crate) async fn trust_page(
                         }
                     }
                 }
-            }
+            } }
         }
     };
     Ok(layout("Trust", &session, "/trust", body).into_response())

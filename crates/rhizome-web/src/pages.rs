@@ -48,6 +48,9 @@ pub(crate) fn clean(text: &str) -> String {
             c if (c as u32) < 0x20 => format!("^{}", char::from(b'@' + c as u8)),
             '\u{7f}' => "^?".to_string(),
             c if c.is_control() => '\u{FFFD}'.to_string(),
+            // Direction overrides and embeddings reorder what follows (`exe.txt` shown for
+            // `txt.exe`): shown as a replacement mark instead.
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}'.to_string(),
             c => c.to_string(),
         })
         .collect()
