@@ -552,7 +552,7 @@ fn hostile_content_from_another_home_stays_text() {
         assert!(page.contains("<script>alert(1)</script>"), "shown as text");
         assert!(page.contains("onload=alert(1)"));
         assert!(!page.contains('\u{202e}'), "direction overrides are neutralised");
-        assert!(page.contains("^[[2J"), "terminal escapes shown in caret notation");
+        assert!(page.contains("\\u001b[2J"), "terminal escapes shown escaped");
         for (label, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
             c.set_window_size(w, h).await.unwrap();
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -38,22 +38,11 @@ pub(crate) async fn style() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
 }
 
-/// Text from anywhere, for a page: control characters (terminal escapes included) shown as
-/// visible symbols, line breaks kept.
+/// Text from anywhere, for a page: control characters (terminal escapes included) and
+/// direction overrides shown visibly (ESC as `\u001b`), line breaks kept; the same rule as
+/// every front-end ([`rhizome_node::text`]).
 pub(crate) fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' | '\t' => c.to_string(),
-            // Caret notation (ESC is ^[), which every font can show.
-            c if (c as u32) < 0x20 => format!("^{}", char::from(b'@' + c as u8)),
-            '\u{7f}' => "^?".to_string(),
-            c if c.is_control() => '\u{FFFD}'.to_string(),
-            // Direction overrides and embeddings reorder what follows (`exe.txt` shown for
-            // `txt.exe`): shown as a replacement mark instead.
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}'.to_string(),
-            c => c.to_string(),
-        })
-        .collect()
+    rhizome_node::text::printable_lines(text).into_owned()
 }
 
 /// Remote text, isolated for direction.
