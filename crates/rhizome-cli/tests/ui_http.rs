@@ -287,3 +287,128 @@ fn dechunk(mut body: &str) -> String {
         body = &rest[n + 2..];
     }
 }
+
+/// A running `rhizome serve` (trust on first use, so the page's push is taken), killed on drop.
+struct Serving(std::process::Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(home: &std::path::Path) -> (Serving, String, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("rhizome"))
+        .env_remove("RHIZOME_PASSPHRASE")
+        .env_remove("RHIZOME_TRUST_ON_FIRST_USE")
+        .arg("--home")
+        .arg(home)
+        .args(["serve", "--listen", "127.0.0.1:0", "--json"])
+        .arg("--trust-on-first-use")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (url, id) = (
+        v["url"].as_str().unwrap(),
+        v["instance_id"].as_str().unwrap(),
+    );
+    (Serving(child), url.to_string(), id.to_string())
+}
+
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_page_syncs_with_a_home_over_https_with_the_same_trust_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ship, school) = (dir.path().join("ship"), dir.path().join("school"));
+    init(&ship, "ship");
+    init(&school, "school");
+    rz(&school)
+        .args(["post", "hello over https"])
+        .assert()
+        .success();
+    rz(&ship)
+        .args(["post", "hello from the ship"])
+        .assert()
+        .success();
+    let (_server, url, school_id) = serve(&school);
+    let ui = Ui::start(&ship);
+    let cookie = ui.login();
+    let carry = ui.send(&format!(
+        "GET /carry HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n",
+        ui.host()
+    ));
+    assert!(
+        carry.body.contains("action=\"/sync\""),
+        "the carry page has the sync form"
+    );
+    let csrf = csrf_of(&carry.body);
+    let origin = ui.base();
+    let sync = |peer: &str| {
+        let body = format!("csrf={csrf}&url={}&peer={peer}", form_encode(&url));
+        post(&ui, "/sync", &cookie, Some(&origin), &body)
+    };
+
+    // A wrong pin: refused before anything is sent or stored.
+    let before = events(&ship);
+    let wrong = sync("00000000000000000000000000000000");
+    assert_eq!(wrong.status, 200, "{wrong:?}");
+    assert!(wrong.body.contains("Not synced"), "{}", wrong.body);
+    assert_eq!(events(&ship), before);
+    assert_eq!(json(&ship, &["pending"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        events(&school),
+        2,
+        "the school got nothing: its init profile and its post"
+    );
+
+    // The right pin: the school is new to the ship, so its bundle is held for approval (as a
+    // stick would be), and the ship's events are pushed to the school (trust on first use).
+    let ok = sync(&school_id);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(
+        ok.body.contains("Synced with <bdi>school</bdi>"),
+        "{}",
+        ok.body
+    );
+    assert!(ok.body.contains("Held for your approval"), "{}", ok.body);
+    assert!(ok.body.contains("that home stored"), "{}", ok.body);
+    assert_eq!(
+        events(&ship),
+        before,
+        "nothing of the school stored before approval"
+    );
+    assert_eq!(
+        events(&school),
+        4,
+        "the ship's profile and post reached the school"
+    );
+    let pending = json(&ship, &["pending"]);
+    let held = &pending.as_array().unwrap()[0];
+    assert_eq!(held["instance_id"].as_str().unwrap(), school_id);
+
+    // Approved from the page: the school's post arrives.
+    let body = format!(
+        "csrf={csrf}&back=%2Ftrust&id={}&instance={school_id}&action=approve",
+        held["id"].as_str().unwrap()
+    );
+    let approved = post(&ui, "/trust/decide", &cookie, Some(&origin), &body);
+    assert!(approved.status < 400, "{approved:?}");
+    assert_eq!(events(&ship), before + 2);
+    let log = rz(&ship).args(["log", "--json"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&log.stdout).contains("hello over https"));
+}

@@ -116,6 +116,7 @@ pub(crate) async fn carry_page(
             }
             p.muted { "Bundles from homes never approved here are held on the " a href="/trust" { "Trust" } " page until you approve them." }
         }
+        (crate::sync::form(&session))
     };
     Ok(layout("Carry a stick", &session, "/carry", body).into_response())
 }
@@ -294,10 +295,28 @@ async fn import_from(
     if let Some(j) = &job {
         j.done.store(true, Ordering::Relaxed);
     }
-    let outcome = outcome??;
-    let body = match outcome {
-        Ok(ImportOutcome::Imported(report)) => report_words(&report),
-        Ok(ImportOutcome::Held(h)) => {
+    let body = match outcome?? {
+        Ok(outcome) => outcome_words(&outcome),
+        Err(e) => html! {
+            h1 { "Not imported" }
+            p.error role="alert" { (clean(&e.to_string())) }
+            p { "Nothing of this bundle was stored." }
+        },
+    };
+    Ok(layout(
+        "Import",
+        session,
+        "/carry",
+        html! { (body) p { a href="/carry" { "Back" } " · " a href="/" { "Feed" } } },
+    )
+    .into_response())
+}
+
+/// What an import did (imported, or held for approval), in plain words.
+pub(crate) fn outcome_words(outcome: &ImportOutcome) -> Markup {
+    match outcome {
+        ImportOutcome::Imported(report) => report_words(report),
+        ImportOutcome::Held(h) => {
             let held = &h.held;
             html! {
                 h1 { "Held for your approval" }
@@ -313,19 +332,7 @@ async fn import_from(
                     a href="/trust" { "Trust page" } "." }
             }
         }
-        Err(e) => html! {
-            h1 { "Not imported" }
-            p.error role="alert" { (clean(&e.to_string())) }
-            p { "Nothing of this bundle was stored." }
-        },
-    };
-    Ok(layout(
-        "Import",
-        session,
-        "/carry",
-        html! { (body) p { a href="/carry" { "Back" } " · " a href="/" { "Feed" } } },
-    )
-    .into_response())
+    }
 }
 
 /// An import report in plain words.

@@ -6,7 +6,7 @@
 //! What this crate owns: the listener and its guards ([`guard`]: Host, token, session cookie,
 //! CSRF, security headers, limits), the pages ([`pages`], server-rendered with maud, which
 //! escapes every value), the forms that change things ([`actions`]), carrying bundles and
-//! trust ([`carry`]) and live updates ([`live`]). Every action is a [`Node`] call, exactly as
+//! trust ([`carry`]), syncing with a home over HTTPS ([`sync`], through `rhizome-https`'s client, as `rhizome sync` does) and live updates ([`live`]). Every action is a [`Node`] call, exactly as
 //! the CLI makes it; the page holds no policy of its own.
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -17,6 +17,7 @@ mod guard;
 mod live;
 mod pages;
 mod stream;
+mod sync;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -262,6 +263,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/export/file", post(carry::export_file))
         .route("/import/path", post(carry::import_path))
         .route("/trust/decide", post(carry::decide))
+        .route("/sync", post(sync::sync))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(axum::middleware::from_fn(guard::timeout));
     pages
