@@ -1,7 +1,12 @@
 //! The batch writer: every write of the log (an `append`, an import batch, a migrated record)
 //! is one transaction that
 //!
-//! 1. takes the store lock FOR SHARE (only a rebuild of every view takes it exclusively);
+//! 1. takes the store lock FOR UPDATE: batches commit one at a time across every process on
+//!    the database, as SQLite's single writer does. Feed row locks alone were not enough: a
+//!    batch's view rules read other feeds' rows (a reply's target, a reshare's original), and
+//!    two batches each not yet seeing the other's uncommitted rows left events skipped in the
+//!    views that one import would have shown (racing importers, seen in
+//!    `tests/concurrency.rs`). Verification, the costly part, stays parallel outside it;
 //! 2. inserts the batch's new feeds (`ON CONFLICT DO NOTHING`, in author-key order) and locks
 //!    the rows of all its feeds (`SELECT ... ORDER BY author FOR UPDATE`): one global order,
 //!    so two writers never wait on each other in a cycle;
@@ -171,7 +176,7 @@ pub(crate) struct Batch<'c> {
 impl<'c> Batch<'c> {
     /// Steps 1 to 3 of the module docs, for the authors of `events`.
     fn begin<'e>(c: &'c mut Conn, events: impl Iterator<Item = &'e Event> + Clone) -> Result<Self> {
-        c.query("SELECT id FROM store_lock WHERE id = 1 FOR SHARE", &[])?;
+        c.query("SELECT id FROM store_lock WHERE id = 1 FOR UPDATE", &[])?;
         let authors: BTreeSet<PublicKey> = events.clone().map(|e| e.header.author).collect();
         let unknown: Vec<&[u8]> = authors
             .iter()
