@@ -73,7 +73,7 @@ pub fn code_of(err: &anyhow::Error) -> u8 {
                 NodeError::Invalid(_) => INVALID_INPUT,
                 NodeError::Passphrase(_) => PASSPHRASE,
                 NodeError::Home(_) => HOME,
-                NodeError::Rejected(_) => REJECTED,
+                NodeError::Rejected(_) | NodeError::Refused(_) => REJECTED,
                 NodeError::VerifyFailed(_) => VERIFY_FAILED,
                 NodeError::Store(s) => store_code(s),
                 _ => 1,

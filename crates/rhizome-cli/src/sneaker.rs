@@ -66,9 +66,9 @@ fn open_file(file: &Path) -> Result<(Box<dyn BufRead + Send>, u64)> {
 /// A node error about a bundle file, worded for it: refused bundles name the file.
 fn about(file: &Path, e: NodeError) -> anyhow::Error {
     match e {
-        NodeError::Rejected(why) => fail(
+        NodeError::Rejected(_) | NodeError::Refused(_) => fail(
             REJECTED,
-            format!("{}: rejected, nothing stored: {why}", file.display()),
+            format!("{}: rejected, nothing stored: {e}", file.display()),
         ),
         other => other.into(),
     }

@@ -291,6 +291,7 @@ fn node_refusal(e: &NodeError) -> Response<Body> {
     let (status, code) = match e {
         NodeError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
         NodeError::Rejected(_) => (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+        NodeError::Refused(r) => (StatusCode::FORBIDDEN, r.code()),
         NodeError::Store(StoreError::Unavailable { .. }) => {
             return refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -879,8 +880,8 @@ fn answer_push(
                 None,
             ),
         },
-        Err(NodeError::Rejected(why)) if why.contains("blocked") => {
-            refuse(StatusCode::FORBIDDEN, "blocked_instance", &why, None)
+        Err(NodeError::Refused(why)) => {
+            refuse(StatusCode::FORBIDDEN, why.code(), &why.to_string(), None)
         }
         Err(e) => node_refusal(&e),
     }

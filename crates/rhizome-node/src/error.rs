@@ -21,6 +21,10 @@ pub enum NodeError {
     /// changed): nothing of it was stored.
     #[error("{0}")]
     Rejected(String),
+    /// A bundle refused by policy before its events were read (its carrier is blocked): a
+    /// value, so transports answer it by its reason, not by its wording.
+    #[error("{0}")]
+    Refused(rhizome_sync::Refusal),
     /// Verification found problems (`verify`, `views check`).
     #[error("{0}")]
     VerifyFailed(String),

@@ -368,7 +368,7 @@ impl Node {
         }
         let mut whole = Cursor::new(first).chain(plain);
         match admission {
-            Admission::Refuse(why) => Err(NodeError::Rejected(why.to_string())),
+            Admission::Refuse(why) => Err(NodeError::Refused(why)),
             Admission::Import | Admission::TrustAndImport => {
                 if admission == Admission::TrustAndImport {
                     self.store

@@ -7,8 +7,8 @@ use std::io::{BufReader, Read};
 use rhizome_node::exchange::{Base, ExportRequest, ImportOutcome};
 use rhizome_node::write::Draft;
 use rhizome_node::{
-    InitRequest, KeySession, NoPassphrase, Node, NodeError, Policy, Protection, StoreLocation,
-    Transport,
+    InitRequest, KeySession, NoPassphrase, Node, NodeError, Policy, Protection, Refusal,
+    StoreLocation, Transport,
 };
 
 fn instance(name: &str) -> (Node, tempfile::TempDir) {
@@ -207,7 +207,7 @@ fn blocking_an_instance_by_id_refuses_its_bundles_and_discards_held_ones() {
     assert!(ship.pending().unwrap().is_empty());
     let (reader, _) = once(bytes);
     match ship.import(reader, None, Transport::Usb, &mut |_| {}) {
-        Err(NodeError::Rejected(why)) => assert!(why.contains("blocked"), "{why}"),
+        Err(NodeError::Refused(why)) => assert_eq!(why, Refusal::Blocked(school_id)),
         other => panic!("a blocked instance's bundle must be refused, got {other:?}"),
     }
 
@@ -222,7 +222,7 @@ fn blocking_an_instance_by_id_refuses_its_bundles_and_discards_held_ones() {
     let (reader, _) = once(bundle(&mut other));
     assert!(matches!(
         tofu.import(reader, None, Transport::Usb, &mut |_| {}),
-        Err(NodeError::Rejected(_))
+        Err(NodeError::Refused(Refusal::Blocked(id))) if id == other_id
     ));
     tofu.unblock(&other_id).unwrap();
     let (reader, _) = once(bundle(&mut other));

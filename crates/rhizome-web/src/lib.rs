@@ -109,7 +109,7 @@ impl From<NodeError> for Failure {
     fn from(e: NodeError) -> Failure {
         let status = match &e {
             NodeError::Invalid(_) | NodeError::Rejected(_) => StatusCode::BAD_REQUEST,
-            NodeError::Passphrase(_) => StatusCode::FORBIDDEN,
+            NodeError::Passphrase(_) | NodeError::Refused(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Failure::new(status, e.to_string())
