@@ -182,7 +182,7 @@ fn a_postgres_hub_with_two_server_processes_converges() {
     let Some(pg) = support::pg::server(test) else {
         return;
     };
-    let schema = support::pg::Schema::new(&pg, "two_servers");
+    let schema = support::pg::Schema::new(&pg, "rz_https_two_servers");
     let dir = tempfile::tempdir().unwrap();
     let unused = dir.path().join("unused");
     let hub = |args: &[&str]| {

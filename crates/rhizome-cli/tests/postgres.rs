@@ -4,59 +4,15 @@
 //! with no duplicate, no gap, no lost event and the same views as one import into SQLite;
 //! an unreachable server and a newer schema are refused clearly.
 //!
-//! Runs when `RHIZOME_TEST_POSTGRES` names a server (CI sets it); otherwise each test says
-//! loudly on stderr that it was skipped. Each test works in a schema of its own, dropped after.
+//! Runs on the server `RHIZOME_TEST_POSTGRES` names (default: 127.0.0.1:5432, trust auth) and
+//! fails when it cannot reach it, unless `RHIZOME_TEST_POSTGRES=skip`. Each test works in a
+//! schema of its own, dropped after.
 
 use serde_json::Value;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn server(test: &str) -> Option<String> {
-    match std::env::var("RHIZOME_TEST_POSTGRES") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED (RHIZOME_TEST_POSTGRES not set): {test} needs a PostgreSQL server, \
-                 e.g. RHIZOME_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test"
-            );
-            None
-        }
-    }
-}
-
-/// A schema of its own on the server, dropped when the guard goes (even on failure).
-struct Schema {
-    admin: postgres::Client,
-    name: String,
-    url: String,
-}
-
-impl Schema {
-    fn new(server: &str, test: &str) -> Schema {
-        let mut admin = postgres::Client::connect(server, postgres::NoTls).unwrap_or_else(|e| {
-            panic!("RHIZOME_TEST_POSTGRES={server} is set but unreachable: {e}")
-        });
-        let name = format!("rz_cli_{test}_{}", std::process::id());
-        admin
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-            ))
-            .unwrap();
-        let sep = if server.contains('?') { '&' } else { '?' };
-        let url = format!("{server}{sep}options=-csearch_path%3D{name}");
-        Schema { admin, name, url }
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let _ = self
-            .admin
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-    }
-}
+use rhizome_store_postgres::testing::{server, Schema};
 
 fn rhizome() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("rhizome"));
@@ -113,7 +69,7 @@ fn racing_hub_processes_end_as_one_import() {
     let Some(server) = server("racing_hub_processes_end_as_one_import") else {
         return;
     };
-    let schema = Schema::new(&server, "race");
+    let schema = Schema::new(&server, "rz_cli_race");
     let dir = tempfile::tempdir().unwrap();
     let hub = |c: &mut Command| {
         c.arg("--store")
@@ -294,7 +250,7 @@ fn an_unreachable_server_or_a_newer_schema_is_refused_clearly() {
     let Some(server) = server("an_unreachable_server_or_a_newer_schema_is_refused_clearly") else {
         return;
     };
-    let mut schema = Schema::new(&server, "newer");
+    let mut schema = Schema::new(&server, "rz_cli_newer");
     ok(rhizome().args([
         "--store",
         &schema.url,

@@ -72,6 +72,7 @@ mod import;
 mod log;
 mod peers;
 mod quarantine;
+pub mod testing;
 mod views;
 
 use postgres::types::ToSql;
@@ -134,6 +135,10 @@ pub(crate) struct Conn {
     stmts: HashMap<String, Statement>,
     /// Feeds committed to the database (rows of `feeds` are never deleted).
     pub(crate) known_feeds: HashMap<PublicKey, i64>,
+    /// A call on this connection failed as `Unavailable`. The client may not know yet that its
+    /// socket is dead (a reset seen by the server before the driver), so the next call opens a
+    /// new connection rather than trusting `is_closed`.
+    broken: bool,
 }
 
 impl Conn {
@@ -142,6 +147,14 @@ impl Conn {
             client,
             stmts: HashMap::new(),
             known_feeds: HashMap::new(),
+            broken: false,
+        }
+    }
+
+    /// Remembers that a call failed because the server could not be reached.
+    fn note<T>(&mut self, result: &StoreResult<T>) {
+        if let Err(StoreError::Unavailable { .. }) = result {
+            self.broken = true;
         }
     }
 
@@ -374,7 +387,9 @@ impl PgStore {
     /// Runs `body` on the connection (outside any explicit transaction).
     pub(crate) fn with<T>(&self, body: impl FnOnce(&mut Conn) -> Result<T>) -> StoreResult<T> {
         let mut conn = self.borrow()?;
-        body(&mut conn).map_err(|e| e.into_store(&self.shared.location))
+        let result = body(&mut conn).map_err(|e| e.into_store(&self.shared.location));
+        conn.note(&result);
+        result
     }
 
     /// The connection, opened again first if the server closed it since the last call (a
@@ -389,7 +404,7 @@ impl PgStore {
                 backend: "postgres",
                 detail: "the store was called again from inside one of its own callbacks".into(),
             })?;
-        if conn.client.is_closed() {
+        if conn.client.is_closed() || conn.broken {
             if let Ok(client) = self.shared.client() {
                 *conn = Conn::new(client);
             }
@@ -413,7 +428,11 @@ impl PgStore {
                     backoff(attempt);
                     attempt += 1;
                 }
-                other => return other.map_err(|e| e.into_store(&self.shared.location)),
+                other => {
+                    let result = other.map_err(|e| e.into_store(&self.shared.location));
+                    conn.note(&result);
+                    return result;
+                }
             }
         }
     }
@@ -664,7 +683,7 @@ pub(crate) fn classify(location: &str, e: &postgres::Error) -> StoreError {
 
 /// An error and its causes, as one line (`tokio-postgres` keeps "connection refused" and the
 /// like in the cause).
-fn with_causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -1,6 +1,6 @@
 //! The conformance suite of `rhizome-store-tests`, on PostgreSQL: each case in a schema of its
-//! own (dropped after), on the server named by `RHIZOME_TEST_POSTGRES`; every case says loudly
-//! that it was skipped when the variable is not set.
+//! own (dropped after), on the server of `rhizome_store_postgres::testing::server` (it fails
+//! when that server cannot be reached, unless `RHIZOME_TEST_POSTGRES=skip`).
 //!
 //! Two cases are not run here: `import_rolls_back_on_drop` and
 //! `import_reader_sees_committed_writes` assert that what a session added stays invisible
@@ -19,7 +19,7 @@ use rhizome_store::Outcome;
 use rhizome_store_tests::{cases, Fresh};
 
 fn fresh() -> Fresh {
-    let url = std::env::var("RHIZOME_TEST_POSTGRES").expect("RHIZOME_TEST_POSTGRES");
+    let url = common::server("conformance").expect("checked by the case");
     Fresh {
         store: Box::new(common::scratch(&url)),
         guard: Box::new(()),

@@ -1,6 +1,6 @@
 //! What the PostgreSQL tests share: the server to test against, scratch stores, events, and a
 //! comparison of every read with the SQLite reference backend.
-#![allow(clippy::unwrap_used, dead_code)]
+#![allow(clippy::unwrap_used, dead_code, unused_imports)]
 
 use rhizome_core::event::{sign, EventType, Payload};
 use rhizome_core::{Hash, SecretKey, Seq, Timestamp, VerifiedEvent};
@@ -10,37 +10,11 @@ use rhizome_store_postgres::PgStore;
 use serde_json::{json, Value};
 use std::ops::ControlFlow;
 
-/// The server named by `RHIZOME_TEST_POSTGRES`, or `None` (the test then passes after saying
-/// loudly that it did not run). A set variable whose server cannot be reached fails the test
-/// where it first connects.
-pub fn server(test: &str) -> Option<String> {
-    match std::env::var("RHIZOME_TEST_POSTGRES") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            // Written to the process's stderr, not through `eprintln!`, which the test
-            // harness captures: a skip must be seen.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED (RHIZOME_TEST_POSTGRES not set): {test} needs a PostgreSQL server, \
-                 e.g. RHIZOME_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test"
-            );
-            None
-        }
-    }
-}
+pub use rhizome_store_postgres::testing::{admin, server};
 
 /// A store in a schema of its own, dropped with the last handle (even when the test fails).
 pub fn scratch(url: &str) -> PgStore {
-    PgStore::create_scratch(url)
-        .unwrap_or_else(|e| panic!("RHIZOME_TEST_POSTGRES={url} is set but unusable: {e}"))
-}
-
-/// A plain connection for what the tests do beside the store (killing backends, editing the
-/// version table).
-pub fn admin(url: &str) -> postgres::Client {
-    postgres::Client::connect(url, postgres::NoTls)
-        .unwrap_or_else(|e| panic!("RHIZOME_TEST_POSTGRES={url} is set but unreachable: {e}"))
+    PgStore::create_scratch(url).unwrap_or_else(|e| panic!("PostgreSQL at {url} is unusable: {e}"))
 }
 
 pub fn key(n: u8) -> SecretKey {
