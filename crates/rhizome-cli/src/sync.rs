@@ -11,7 +11,6 @@ use rhizome_https::HttpsError;
 use rhizome_node::exchange::ImportOutcome;
 use rhizome_node::text::printable;
 use rhizome_node::{StoreLocation, Trust};
-use serde_json::json;
 
 use crate::cli::SyncArgs;
 use crate::exit::{fail, INVALID_INPUT, LINK_DOWN, REFUSED_BY_PEER, WRONG_PEER};
@@ -122,20 +121,23 @@ pub fn run(at: &StoreLocation, args: &SyncArgs, json: bool) -> Result<()> {
         None if !args.pull_only => say!("pushed  nothing: the server lacks nothing"),
         None => {}
         Some(p) => {
-            let o = &p.outcome;
-            let held = o.get("outcome").and_then(|v| v.as_str()) == Some("held");
-            if held {
+            let pieces = if p.pieces > 1 {
+                format!(" in {} pieces", p.pieces)
+            } else {
+                String::new()
+            };
+            if p.held {
                 say!(
-                    "pushed  {} events ({} bytes): held in quarantine there until its owner approves this instance",
+                    "pushed  {} events ({} bytes{pieces}): held in quarantine there until its owner approves this instance",
                     p.events,
                     p.bytes
                 );
             } else {
                 say!(
-                    "pushed  {} events ({} bytes): {} new there",
+                    "pushed  {} events ({} bytes{pieces}): {} new there",
                     p.events,
                     p.bytes,
-                    o.get("new").cloned().unwrap_or(json!(0))
+                    p.new
                 );
             }
         }

@@ -24,6 +24,10 @@ impl Clock {
     pub fn set(&mut self, feed: PublicKey, seq: Seq) {
         self.0.insert(feed, seq);
     }
+    /// Forgets `feed` (held up to 0).
+    pub fn remove(&mut self, feed: &PublicKey) {
+        self.0.remove(feed);
+    }
     /// Raises each entry to the maximum of both clocks.
     pub fn merge(&mut self, other: &Clock) {
         for (k, v) in &other.0 {

@@ -10,6 +10,7 @@
 
 use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,16 +114,28 @@ pub struct ServerInfo {
     pub proven_by: &'static str,
 }
 
-/// What a push did.
+/// What a push did (over all its pieces).
 #[derive(Debug, Clone, Serialize)]
 pub struct PushReport {
     /// Events sent.
     pub events: u64,
     /// Bundle bytes sent.
     pub bytes: u64,
-    /// The server's answer: its import outcome (`Node::import`'s, as JSON).
+    /// Bundles sent, each a piece the server checked and imported whole.
+    pub pieces: u32,
+    /// Events new to the server, over all pieces.
+    pub new: u64,
+    /// Whether the server holds what it was sent in quarantine (it has not approved this
+    /// instance yet): then one piece was sent, and the rest waits for the approval.
+    pub held: bool,
+    /// The server's answer to the last piece: its import outcome (`Node::import`'s, as JSON).
     pub outcome: Value,
 }
+
+/// The first pushed piece's events, in bytes: a link that breaks sooner gets smaller pieces.
+const FIRST_PIECE: u64 = 1 << 20;
+/// The smallest piece, and the largest (what the server checks whole before importing).
+const PIECES: std::ops::RangeInclusive<u64> = (16 << 10)..=crate::server::SPOOL_MAX;
 
 /// What a sync did.
 #[derive(Debug, Clone, Serialize)]
@@ -558,14 +571,28 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Pushes once: asks the server's clock, exports what it lacks into a spool file (its digest
-/// must be signed before the body is sent), streams it.
-async fn push_once(
+/// One pushed piece: what was sent and the server's answer.
+struct Piece {
+    events: u64,
+    bytes: u64,
+    /// The server's clock it was planned from.
+    base: Clock,
+    /// The server lacks more than this piece.
+    partial: bool,
+    outcome: Value,
+}
+
+/// Pushes one piece: asks the server's clock, exports at most `max` bytes of the events it
+/// lacks into a spool file (its digest is signed before the body is sent), streams it.
+/// `None` when the server lacks nothing, or nothing more than when `after` was its clock.
+async fn push_piece(
     client: &Client,
     local: &Local,
     server: InstanceId,
+    max: u64,
+    after: Option<&Clock>,
     on: &OnProgress,
-) -> Result<Option<PushReport>> {
+) -> Result<Option<Piece>> {
     let (resp, sent) = client
         .send("GET", paths::CLOCK, empty(), 0, None, None)
         .await?;
@@ -575,10 +602,16 @@ async fn push_once(
         .cloned()
         .and_then(|c| serde_json::from_value(c).ok())
         .ok_or_else(|| HttpsError::Protocol("the clock answer has no valid `clock`".into()))?;
+    // A piece delivered without moving the server's clock (it refuses an author, say) would
+    // be sent again forever.
+    if after == Some(&theirs) {
+        return Ok(None);
+    }
     let l = local.clone();
-    let spooled = blocking(move || -> Result<Option<Spooled>> {
+    let base = theirs.clone();
+    let spooled = blocking(move || -> Result<Option<(Spooled, bool)>> {
         let mut node = l.open()?;
-        let prepared = node.prepare_push(&server, theirs)?;
+        let prepared = node.prepare_push(&server, base, max)?;
         if prepared.preview().events == 0 {
             return Ok(None);
         }
@@ -597,15 +630,16 @@ async fn push_once(
             .into_inner()
             .map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
         std::io::Seek::rewind(&mut file).map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
-        Ok(Some(Spooled {
+        let spooled = Spooled {
             file,
             len,
             digest,
             events: report.events,
-        }))
+        };
+        Ok(Some((spooled, prepared.partial())))
     })
     .await??;
-    let Some(spooled) = spooled else {
+    let Some((spooled, partial)) = spooled else {
         return Ok(None);
     };
     let (tx, body) = ChannelBody::new();
@@ -647,11 +681,71 @@ async fn push_once(
         )
         .await?;
     let outcome = client.json(resp, &sent).await?;
-    Ok(Some(PushReport {
+    Ok(Some(Piece {
         events: spooled.events,
         bytes: total,
+        base: theirs,
+        partial,
         outcome,
     }))
+}
+
+/// Pushes everything the server lacks, in pieces: each a whole bundle the server checks and
+/// imports on its own, so a link that breaks every N bytes still moves every piece smaller
+/// than N. A piece the link broke is planned again a quarter the size; a delivered one lets
+/// the next grow twice as large (within [`PIECES`]). Each piece has its own attempts.
+async fn push(
+    client: &Client,
+    local: &Local,
+    server: InstanceId,
+    opts: &SyncOptions,
+    on: &OnProgress,
+    retries: &mut u32,
+) -> Result<Option<PushReport>> {
+    let max = std::sync::atomic::AtomicU64::new(FIRST_PIECE);
+    let mut after: Option<Clock> = None;
+    let mut total: Option<PushReport> = None;
+    loop {
+        let piece = with_retries(opts, on, retries, || async {
+            let size = max.load(Ordering::Relaxed);
+            let piece = push_piece(client, local, server, size, after.as_ref(), on).await;
+            if let Err(HttpsError::Link(_)) = &piece {
+                max.store((size / 4).max(*PIECES.start()), Ordering::Relaxed);
+            }
+            piece
+        })
+        .await?;
+        let Some(piece) = piece else {
+            return Ok(total);
+        };
+        let held = piece.outcome.get("outcome").and_then(Value::as_str) == Some("held");
+        let new = piece
+            .outcome
+            .get("new")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let t = total.get_or_insert(PushReport {
+            events: 0,
+            bytes: 0,
+            pieces: 0,
+            new: 0,
+            held,
+            outcome: Value::Null,
+        });
+        t.events += piece.events;
+        t.bytes += piece.bytes;
+        t.pieces += 1;
+        t.new += new;
+        t.held |= held;
+        t.outcome = piece.outcome;
+        // What a quarantine holds waits for its approval: more pieces would only queue there.
+        if !piece.partial || held {
+            return Ok(total);
+        }
+        after = Some(piece.base);
+        let size = max.load(Ordering::Relaxed);
+        max.store((size * 2).min(*PIECES.end()), Ordering::Relaxed);
+    }
 }
 
 /// Runs `step` until it succeeds, fails for a reason other than the link, or runs out of
@@ -740,10 +834,7 @@ pub async fn sync(local: Local, opts: SyncOptions, on: OnProgress) -> Result<Syn
         None
     };
     let push = if opts.push {
-        with_retries(&opts, &on, &mut retries, || {
-            push_once(&client, &local, id, &on)
-        })
-        .await?
+        push(&client, &local, id, &opts, &on, &mut retries).await?
     } else {
         None
     };

@@ -47,12 +47,14 @@ pub struct ExportRequest {
 
 /// An export planned exactly, before a byte is written.
 pub struct PreparedExport {
-    plan: ExportPlan,
+    pub(crate) plan: ExportPlan,
     key: Option<SecretKey>,
     recipients: Vec<String>,
     peer: Option<Peer>,
     compress: bool,
     transport: Transport,
+    /// Cut to a size: the peer lacks more than this export carries.
+    pub(crate) partial: bool,
 }
 
 /// What an export will carry (or carried).
@@ -107,6 +109,11 @@ impl PreparedExport {
     /// The peer it is for.
     pub fn peer(&self) -> Option<&Peer> {
         self.peer.as_ref()
+    }
+
+    /// Whether the peer lacks more than this export carries (it was cut to a size).
+    pub fn partial(&self) -> bool {
+        self.partial
     }
 }
 
@@ -235,6 +242,7 @@ impl Node {
             peer,
             compress: req.compress,
             transport: req.transport,
+            partial: false,
         })
     }
 
@@ -275,7 +283,7 @@ impl Node {
                 &peer.public_key,
                 &peer.name,
                 Direction::Export,
-                &plan.manifest.clock,
+                &plan.sent,
                 now_ms(),
                 prepared.transport.as_str(),
             )?;

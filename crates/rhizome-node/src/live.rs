@@ -76,8 +76,15 @@ impl Node {
     }
 
     /// Plans the bundle pushed to a live peer that holds `theirs`: cut for it when it is known
-    /// here, for anyone otherwise.
-    pub fn prepare_push(&self, peer: &InstanceId, theirs: Clock) -> Result<PreparedExport> {
+    /// here, for anyone otherwise, and to at most `max_bytes` of events (see
+    /// [`rhizome_sync::ExportPlan::cut_to`]): a piece a bad link can carry whole. The rest
+    /// goes in the next piece, planned from the peer's clock once this one is in.
+    pub fn prepare_push(
+        &self,
+        peer: &InstanceId,
+        theirs: Clock,
+        max_bytes: u64,
+    ) -> Result<PreparedExport> {
         let known = self.store.peer(peer)?.is_some();
         let req = ExportRequest {
             peer: known.then_some(*peer),
@@ -86,7 +93,9 @@ impl Node {
             encrypt_to: Vec::new(),
             transport: Transport::Https,
         };
-        self.prepare_export(&req, false)
+        let mut prepared = self.prepare_export(&req, false)?;
+        prepared.partial = prepared.plan.cut_to(&*self.store, max_bytes)?;
+        Ok(prepared)
     }
 
     /// What this instance says about itself, with its key opened (the caller signs with it).

@@ -295,7 +295,7 @@ pub struct ForkRecord {
 }
 
 /// Planned slice of one feed for an export.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RangePlan {
     /// Events in the range.
     pub count: u64,

@@ -9,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use rhizome_core::bundle::{self, Counts, Evidence, Exporter, FeedRange, Manifest, Trailer};
-use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, SecretKey};
+use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, SecretKey, Seq};
 use rhizome_store::{Store, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -22,6 +22,9 @@ pub struct ExportPlan {
     pub withheld: HashMap<PublicKey, HashSet<u64>>,
     /// The fork evidence lines (each with its newline), in the order of `manifest.evidence`.
     pub evidence_lines: Vec<Vec<u8>>,
+    /// What the recipient holds once this bundle is in: the manifest's clock, lowered where
+    /// [`ExportPlan::cut_to`] left events out. Recorded as what was sent to a peer.
+    pub sent: Clock,
 }
 
 impl ExportPlan {
@@ -42,6 +45,101 @@ impl ExportPlan {
             + self.manifest.counts.bytes
             + trailer.to_line(key).len() as u64
             + 1
+    }
+
+    /// Cuts the plan so that its event lines take at most `max_bytes`, keeping a prefix of
+    /// each feed in manifest order (a feed's events must arrive in order), and at least one
+    /// event so that every piece moves the recipient forward. Fork evidence beyond what the
+    /// recipient will then hold is left out too. Returns whether anything was left out: the
+    /// rest goes in a later bundle planned from the recipient's new clock.
+    pub fn cut_to(&mut self, store: &dyn Store, max_bytes: u64) -> Result<bool, StoreError> {
+        if self.manifest.counts.bytes <= max_bytes {
+            return Ok(false);
+        }
+        let none = HashSet::new();
+        let mut left = max_bytes;
+        let (mut kept, mut counts) = (Vec::new(), Counts::default());
+        let mut full = false;
+        for feed in std::mem::take(&mut self.manifest.feeds) {
+            if full {
+                self.lower(feed.author, feed.from - 1);
+                continue;
+            }
+            let hidden = self.withheld.get(&feed.author).unwrap_or(&none);
+            let withhold = |seq: u64| hidden.contains(&seq);
+            let whole = store.plan_range(&feed.author, feed.from, feed.to, &withhold)?;
+            let (to, plan) = if whole.bytes <= left {
+                (feed.to, whole)
+            } else {
+                // The longest prefix that fits, by bisection over `to` (log2(n) range sums).
+                let (mut fits, mut over) = (feed.from - 1, feed.to);
+                let mut best = None;
+                while over - fits > 1 {
+                    let mid = fits + (over - fits) / 2;
+                    let p = store.plan_range(&feed.author, feed.from, mid, &withhold)?;
+                    if p.bytes <= left {
+                        (fits, best) = (mid, Some(p));
+                    } else {
+                        over = mid;
+                    }
+                }
+                match best {
+                    Some(p) => (fits, p),
+                    None if counts.events == 0 => {
+                        let p = store.plan_range(&feed.author, feed.from, feed.from, &withhold)?;
+                        (feed.from, p)
+                    }
+                    None => (feed.from - 1, Default::default()),
+                }
+            };
+            let Some(head) = plan.head.filter(|_| to >= feed.from) else {
+                full = true;
+                self.lower(feed.author, feed.from - 1);
+                continue;
+            };
+            left = left.saturating_sub(plan.bytes);
+            counts.events += plan.count;
+            counts.bytes += plan.bytes;
+            counts.feeds += 1;
+            if to < feed.to {
+                // The first feed that does not fit whole ends the piece.
+                full = true;
+                self.lower(feed.author, to);
+            }
+            kept.push(FeedRange { to, head, ..feed });
+        }
+        self.manifest.feeds = kept;
+        // Evidence only for positions the recipient will hold.
+        let (mut evidence, mut lines) = (Vec::new(), Vec::new());
+        for (e, line) in self
+            .manifest
+            .evidence
+            .drain(..)
+            .zip(self.evidence_lines.drain(..))
+        {
+            let reach = self
+                .sent
+                .get(&e.author)
+                .max(self.manifest.base.get(&e.author));
+            if e.seq <= reach {
+                counts.events += 1;
+                counts.bytes += line.len() as u64;
+                evidence.push(e);
+                lines.push(line);
+            }
+        }
+        self.manifest.evidence = evidence;
+        self.evidence_lines = lines;
+        self.manifest.counts = counts;
+        Ok(self.sent != self.manifest.clock)
+    }
+
+    /// Records that the recipient will hold `author`'s feed only up to `seq`.
+    fn lower(&mut self, author: PublicKey, seq: u64) {
+        match Seq::new(seq) {
+            Ok(s) => self.sent.set(author, s),
+            Err(_) => self.sent.remove(&author),
+        }
     }
 }
 
@@ -120,6 +218,7 @@ pub fn plan_export(
     Ok(ExportPlan {
         withheld,
         evidence_lines,
+        sent: clock.clone(),
         manifest: Manifest {
             format: bundle::FORMAT.into(),
             exporter,
@@ -250,7 +349,7 @@ pub fn write_file_atomically<T, E: From<std::io::Error>>(
 mod tests {
     use super::*;
     use rhizome_core::event::{sign, EventType, Payload};
-    use rhizome_core::{Seq, Timestamp};
+    use rhizome_core::{Seq, Timestamp, VerifiedEvent};
     use rhizome_store::LogStore;
 
     fn exporter(key: &SecretKey) -> Exporter {
@@ -294,6 +393,85 @@ mod tests {
         let e = write_bundle(&store, &plan, &key, &mut out, &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("16777216-byte limit"), "{e}");
         assert!(out.is_empty(), "nothing written");
+    }
+
+    fn chain(author: &SecretKey, n: u64, size: usize) -> Vec<VerifiedEvent> {
+        let mut out: Vec<VerifiedEvent> = Vec::new();
+        for i in 1..=n {
+            let ev = sign(
+                author,
+                Seq::new(i).unwrap(),
+                out.last().map(|e| e.hash),
+                EventType::new("POST").unwrap(),
+                Timestamp::new(i).unwrap(),
+                Payload::new(serde_json::json!({"text": format!("{i}{}", "x".repeat(size))}))
+                    .unwrap(),
+            )
+            .unwrap();
+            out.push(ev);
+        }
+        out
+    }
+
+    /// A plan cut to a size keeps a prefix of each feed within it, says what the recipient
+    /// will hold, and pieces planned again from the recipient's new clock each time bring it
+    /// everything, each within the size (one event over it only when a single event is
+    /// larger than the size).
+    #[test]
+    fn pieces_cut_to_a_size_bring_everything_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut source = rhizome_store_sqlite::SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let mut sink = rhizome_store_sqlite::SqliteStore::open(&dir.path().join("r.db")).unwrap();
+        let key = SecretKey::from_seed(&[5; 32]);
+        for (seed, n, size) in [(10u8, 40, 100), (11, 7, 3000), (12, 25, 10)] {
+            source
+                .append(&chain(&SecretKey::from_seed(&[seed; 32]), n, size))
+                .unwrap();
+        }
+        let whole = plan_export(&source, exporter(&key), Clock::new(), None, 0).unwrap();
+        let max = 2500;
+        let mut pieces = 0;
+        loop {
+            let base = sink.clock().unwrap();
+            let mut plan = plan_export(&source, exporter(&key), base.clone(), None, 0).unwrap();
+            if plan.manifest.counts.events == 0 {
+                break;
+            }
+            let cut = plan.cut_to(&source, max).unwrap();
+            pieces += 1;
+            assert!(pieces < 200, "no convergence");
+            assert!(plan.manifest.counts.events >= 1);
+            if plan.manifest.counts.events > 1 {
+                assert!(
+                    plan.manifest.counts.bytes <= max,
+                    "{:?}",
+                    plan.manifest.counts
+                );
+            }
+            assert_eq!(cut, plan.sent != source.clock().unwrap());
+            let mut out = Vec::new();
+            write_bundle(&source, &plan, &key, &mut out, &mut |_| {}).unwrap();
+            let opts = crate::ImportOptions {
+                now: 1,
+                method: "usb".into(),
+            };
+            let report = crate::import_bundle(
+                &mut sink,
+                std::io::BufReader::new(&out[..]),
+                &opts,
+                &mut |_| {},
+            )
+            .unwrap();
+            assert_eq!(report.status, crate::Status::Complete, "{report:?}");
+            assert!(report.missing.is_empty(), "{:?}", report.missing);
+            // What the plan said the recipient would hold is what it holds.
+            assert_eq!(sink.clock().unwrap(), plan.sent);
+        }
+        assert_eq!(sink.clock().unwrap(), source.clock().unwrap());
+        assert!(
+            pieces >= whole.manifest.counts.bytes / max,
+            "{pieces} pieces"
+        );
     }
 
     /// A link planted where the old writer put its temporary file (`.NAME.partial-PID`) and

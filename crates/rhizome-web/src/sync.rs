@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::{Extension, Form};
 use maud::{html, Markup};
 use rhizome_core::InstanceId;
-use rhizome_https::client::{self, Local, SyncOptions, SyncReport};
+use rhizome_https::client::{self, Local, PushReport, SyncOptions, SyncReport};
 use serde::Deserialize;
 
 use crate::carry::outcome_words;
@@ -105,22 +105,18 @@ fn report_words(r: &SyncReport) -> Markup {
         }
         h2 { "What went there" }
         @match &r.push {
-            Some(p) => p { (p.events) " events sent; " (pushed_words(&p.outcome)) },
+            Some(p) => p { (p.events) " events sent; " (pushed_words(p)) },
             None => p.muted { "That home lacked nothing." },
         }
         @if r.retries > 0 { p.muted { "The link broke " (r.retries) " times; the sync went on where it stopped." } }
     }
 }
 
-/// The other home's answer to a push (its import outcome, as JSON) in a few words.
-fn pushed_words(outcome: &serde_json::Value) -> String {
-    let count = |field: &str| outcome.get(field).and_then(serde_json::Value::as_u64);
-    match outcome.get("outcome").and_then(serde_json::Value::as_str) {
-        Some("held") => "that home holds them until its keeper approves this one.".into(),
-        Some("imported") => format!(
-            "that home stored {} new ones.",
-            count("new").unwrap_or_default()
-        ),
-        _ => "that home's answer was not understood.".into(),
+/// The other home's answer to a push in a few words.
+fn pushed_words(p: &PushReport) -> String {
+    if p.held {
+        "that home holds them until its keeper approves this one.".into()
+    } else {
+        format!("that home stored {} new ones.", p.new)
     }
 }
