@@ -93,6 +93,7 @@ pub fn run(at: &StoreLocation, args: &SyncArgs, json: bool) -> Result<()> {
         say!("  Check the fingerprint with its owner before approving what it sent.");
     }
     match &report.pull {
+        None if !args.push_only => say!("pulled  nothing: this instance lacks nothing there"),
         None => {}
         Some(ImportOutcome::Imported(r)) => say!(
             "pulled  {} events: {} new, {} duplicate, {} waiting for earlier events, {} fork(s), {} refused",

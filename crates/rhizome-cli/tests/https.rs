@@ -128,10 +128,33 @@ fn two_homes_sync_both_ways_over_tls_and_again_with_nothing_new() {
         .unwrap();
     assert_eq!(p["last_method"], "https");
     assert!(p["last_exchange_at"].as_u64().unwrap() > 0);
-    // Again: nothing new either way.
+    // Again: nothing new either way. The pull is answered 204 (no bundle), so neither side
+    // records an exchange.
+    let last = |home: &std::path::Path| {
+        let peers = json(home, &["peers"]);
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["last_exchange_at"].clone())
+            .collect::<Vec<_>>()
+    };
+    let (school_before, hub_before) = (last(&school), last(&hub));
     let again = json(&school, &["sync", &server.url, "--peer", &server.id]);
-    assert_eq!(again["pull"]["new"], 0);
+    assert_eq!(last(&school), school_before);
+    assert_eq!(last(&hub), hub_before);
+    assert!(again["pull"].is_null(), "{again}");
     assert!(again["push"].is_null(), "{again}");
+    let words = rz(&school).args(["sync", &server.url]).output().unwrap();
+    let words = String::from_utf8_lossy(&words.stdout).into_owned();
+    assert!(
+        words.contains("pulled  nothing: this instance lacks nothing there"),
+        "{words}"
+    );
+    assert!(
+        words.contains("pushed  nothing: the server lacks nothing"),
+        "{words}"
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ pub mod schema;
 pub mod sealed;
 pub mod views;
 
-pub use clock::Clock;
+pub use clock::{Clock, UncheckedClock};
 pub use event::{Event, EventError, Header, VerifiedEvent};
 pub use ids::{Hash, IdError, InstanceId, Seq, Timestamp};
 pub use keys::{KeyError, PublicKey, SecretKey, Signature};

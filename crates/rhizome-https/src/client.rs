@@ -21,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rhizome_core::canonical::{parse_strict, to_canonical};
-use rhizome_core::{Clock, InstanceId, PublicKey, SecretKey};
+use rhizome_core::{Clock, InstanceId, PublicKey, SecretKey, UncheckedClock};
 use rhizome_httpsig::{verify_response, BodyHasher, ContentDigest, Policy as SigPolicy};
 use rhizome_node::exchange::ImportOutcome;
 use rhizome_node::{KeySession, Node, Policy, StoreLocation, Transport, Trust};
@@ -142,7 +142,8 @@ const PIECES: std::ops::RangeInclusive<u64> = (16 << 10)..=crate::server::SPOOL_
 pub struct SyncReport {
     /// The server.
     pub server: ServerInfo,
-    /// The pull's outcome (imported or held here), if pulled.
+    /// The pull's outcome (imported or held here), if anything was pulled (`None` also when
+    /// this instance lacked nothing the server holds).
     pub pull: Option<ImportOutcome>,
     /// The push, if anything was pushed (`None` also when the server lacked nothing).
     pub push: Option<PushReport>,
@@ -477,8 +478,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| HttpsError::Io(format!("a worker failed: {e}")))
 }
 
-/// Pulls once: states this instance's clock and imports the streamed answer.
-async fn pull_once(client: &Client, local: &Local, on: &OnProgress) -> Result<ImportOutcome> {
+/// Pulls once: states this instance's clock and imports the streamed answer (`None`: the
+/// server answered that this instance lacks nothing).
+async fn pull_once(
+    client: &Client,
+    local: &Local,
+    on: &OnProgress,
+) -> Result<Option<ImportOutcome>> {
     let l = local.clone();
     let clock: Clock = blocking(move || l.open()?.clock()).await??;
     let body = to_canonical(&json!({"clock": clock, "encrypt": false}));
@@ -498,6 +504,9 @@ async fn pull_once(client: &Client, local: &Local, on: &OnProgress) -> Result<Im
         return Err(client.refusal(resp).await);
     }
     client.verify(&resp, &sent, false)?;
+    if resp.status() == StatusCode::NO_CONTENT {
+        return Ok(None);
+    }
     let (tx, reader) = ChannelReader::new();
     let l = local.clone();
     let report = Arc::clone(on);
@@ -543,7 +552,7 @@ async fn pull_once(client: &Client, local: &Local, on: &OnProgress) -> Result<Im
             "pull cut (every verified event received is kept)",
             why,
         )),
-        (None, o) => Ok(o?),
+        (None, o) => Ok(Some(o?)),
     }
 }
 
@@ -597,21 +606,26 @@ async fn push_piece(
         .send("GET", paths::CLOCK, empty(), 0, None, None)
         .await?;
     let v = client.json(resp, &sent).await?;
-    let theirs: Clock = v
+    let stated: UncheckedClock = v
         .get("clock")
         .cloned()
         .and_then(|c| serde_json::from_value(c).ok())
         .ok_or_else(|| HttpsError::Protocol("the clock answer has no valid `clock`".into()))?;
-    // A piece delivered without moving the server's clock (it refuses an author, say) would
-    // be sent again forever.
-    if after == Some(&theirs) {
-        return Ok(None);
-    }
     let l = local.clone();
-    let base = theirs.clone();
-    let spooled = blocking(move || -> Result<Option<(Spooled, bool)>> {
+    let after = after.cloned();
+    let spooled = blocking(move || -> Result<Option<(Spooled, bool, Clock)>> {
         let mut node = l.open()?;
-        let prepared = node.prepare_push(&server, base, max)?;
+        let theirs = stated.check_against(&node.clock()?).map_err(|e| {
+            HttpsError::Protocol(format!(
+                "the clock answer names a feed that is not a valid key: {e}"
+            ))
+        })?;
+        // A piece delivered without moving the server's clock (it refuses an author, say)
+        // would be sent again forever.
+        if after.as_ref() == Some(&theirs) {
+            return Ok(None);
+        }
+        let prepared = node.prepare_push(&server, theirs.clone(), max)?;
         if prepared.preview().events == 0 {
             return Ok(None);
         }
@@ -636,10 +650,10 @@ async fn push_piece(
             digest,
             events: report.events,
         };
-        Ok(Some((spooled, prepared.partial())))
+        Ok(Some((spooled, prepared.partial(), theirs)))
     })
     .await??;
-    let Some((spooled, partial)) = spooled else {
+    let Some((spooled, partial, theirs)) = spooled else {
         return Ok(None);
     };
     let (tx, body) = ChannelBody::new();
@@ -829,7 +843,7 @@ pub async fn sync(local: Local, opts: SyncOptions, on: OnProgress) -> Result<Syn
         )));
     }
     let pull = if opts.pull {
-        Some(with_retries(&opts, &on, &mut retries, || pull_once(&client, &local, &on)).await?)
+        with_retries(&opts, &on, &mut retries, || pull_once(&client, &local, &on)).await?
     } else {
         None
     };

@@ -26,7 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rhizome_core::canonical::{parse_strict, to_canonical};
-use rhizome_core::{Clock, InstanceId, SecretKey};
+use rhizome_core::{InstanceId, SecretKey, UncheckedClock};
 use rhizome_httpsig::{sign_response, AuthError, BodyHasher, ContentDigest, VerifiedRequest};
 use rhizome_node::exchange::ImportOutcome;
 use rhizome_node::{KeySession, Node, NodeError, Policy, StoreError, StoreLocation, Transport};
@@ -719,20 +719,44 @@ async fn pull(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     };
     let caller = signed.verified.keyid;
     let (tx, body) = ChannelBody::new();
-    let (ready_tx, ready_rx) = oneshot::channel::<std::result::Result<(), NodeError>>();
+    // Ok(false): the caller lacks nothing (no event, no fork evidence); Err: the refusal.
+    let (ready_tx, ready_rx) = oneshot::channel::<std::result::Result<bool, Response<Body>>>();
     let handle = tokio::runtime::Handle::current();
     let limits = state.limits.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut node = node;
-        let prepared = match node.prepare_pull(&caller, stated, encrypt) {
-            Ok(p) => p,
+        let stated = match node.clock().map(|ours| stated.check_against(&ours)) {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                let why = format!("`clock` names a feed that is not a valid key: {e}");
+                let _ = ready_tx.send(Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    &why,
+                    None,
+                )));
+                return;
+            }
             Err(e) => {
-                let _ = ready_tx.send(Err(e));
+                let _ = ready_tx.send(Err(node_refusal(&e)));
                 return;
             }
         };
-        let _ = ready_tx.send(Ok(()));
+        let prepared = match node.prepare_pull(&caller, stated, encrypt) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = ready_tx.send(Err(node_refusal(&e)));
+                return;
+            }
+        };
+        // Nothing to send: no bundle (its manifest alone carries two whole clocks), nothing
+        // recorded on either side.
+        let lacks = prepared.preview().events > 0;
+        let _ = ready_tx.send(Ok(lacks));
+        if !lacks {
+            return;
+        }
         let deadline = Instant::now() + limits.request_timeout;
         let mut out = ChannelWriter::new(tx.clone(), handle.clone(), limits.idle_timeout, deadline);
         let written = node
@@ -744,7 +768,12 @@ async fn pull(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
         }
     });
     match ready_rx.await {
-        Ok(Ok(())) => {
+        Ok(Ok(false)) => {
+            let mut r = Response::new(full(Bytes::new()));
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            signed.sign(&state.key, r, None)
+        }
+        Ok(Ok(true)) => {
             let mut r = Response::new(body.boxed());
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
@@ -752,7 +781,7 @@ async fn pull(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
             );
             signed.sign(&state.key, r, None)
         }
-        Ok(Err(e)) => node_refusal(&e),
+        Ok(Err(refusal)) => refusal,
         Err(_) => refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -762,8 +791,9 @@ async fn pull(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-/// The pull request body: `{"clock": CLOCK, "encrypt": BOOL}` (PROTOCOL 10.4).
-fn parse_pull(body: &[u8]) -> std::result::Result<(Clock, bool), String> {
+/// The pull request body: `{"clock": CLOCK, "encrypt": BOOL}` (PROTOCOL 10.4). The clock's
+/// keys are checked later, against the store's own clock.
+fn parse_pull(body: &[u8]) -> std::result::Result<(UncheckedClock, bool), String> {
     let v = parse_strict(body).map_err(|e| format!("the body is not strict JSON: {e}"))?;
     let obj = v
         .as_object()
@@ -773,7 +803,7 @@ fn parse_pull(body: &[u8]) -> std::result::Result<(Clock, bool), String> {
         .get("encrypt")
         .and_then(serde_json::Value::as_bool)
         .ok_or("`encrypt` must be true or false")?;
-    let clock: Clock = obj
+    let clock: UncheckedClock = obj
         .get("clock")
         .cloned()
         .ok_or("`clock` is missing")

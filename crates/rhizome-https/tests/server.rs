@@ -617,3 +617,71 @@ async fn oversized_headers_and_unknown_paths_are_refused() {
     let (status, _, _) = send(&server, "GET", paths::DESCRIPTOR, &[], Vec::new()).await;
     assert_eq!(status, 200);
 }
+
+/// A pull stating everything the server holds is answered 204 with no body, signed; one whose
+/// clock names a feed that is no valid key (the identity point, small order) is a 400
+/// `bad-request`, even though such a feed is never looked up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_that_lacks_nothing_is_204_and_a_bad_clock_key_is_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Home::new(dir.path(), "hub");
+    let school = Home::new(dir.path(), "school");
+    let server = start(&hub, Limits::default(), true).await;
+    let conn = RawConnection::open(&server.url, Some(server.id))
+        .await
+        .unwrap();
+    let all = serde_json::json!({"clock": hub.node().clock().unwrap(), "encrypt": false});
+    let body = rhizome_core::canonical::to_canonical(&all);
+    let headers = signed(&conn, &school.key, "POST", paths::PULL, Some(&body), now());
+    let (status, h, answer) = send(&server, "POST", paths::PULL, &headers, body).await;
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&answer));
+    assert!(answer.is_empty());
+    let rh: Vec<(String, String)> = h
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    let rh: Vec<(&str, &str)> = rh.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let qh: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let target = conn.target_uri(paths::PULL);
+    let request = rhizome_httpsig::Request {
+        method: "POST",
+        target_uri: &target,
+        headers: &qh,
+    };
+    rhizome_httpsig::verify_response(
+        204,
+        &rh,
+        request,
+        false,
+        now(),
+        &Default::default(),
+        &hub.key.public_key(),
+    )
+    .unwrap();
+    // The same, less one feed: a bundle.
+    let mut clock: Value = serde_json::to_value(hub.node().clock().unwrap()).unwrap();
+    let first = clock.as_object().unwrap().keys().next().unwrap().clone();
+    clock.as_object_mut().unwrap().remove(&first);
+    let body = rhizome_core::canonical::to_canonical(
+        &serde_json::json!({"clock": clock, "encrypt": false}),
+    );
+    let headers = signed(&conn, &school.key, "POST", paths::PULL, Some(&body), now());
+    let (status, _, answer) = send(&server, "POST", paths::PULL, &headers, body).await;
+    assert_eq!(status, 200);
+    assert!(!answer.is_empty());
+    // A feed id that is the identity point.
+    let identity = format!("01{}", "00".repeat(31));
+    let body = format!("{{\"clock\":{{\"{identity}\":1}},\"encrypt\":false}}").into_bytes();
+    let headers = signed(&conn, &school.key, "POST", paths::PULL, Some(&body), now());
+    let (status, _, answer) = send(&server, "POST", paths::PULL, &headers, body).await;
+    assert_eq!(status, 400);
+    assert_eq!(reason(&answer), "bad-request");
+    assert!(
+        String::from_utf8_lossy(&answer).contains("small-order"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}

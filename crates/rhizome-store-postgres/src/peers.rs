@@ -5,13 +5,16 @@ use postgres::Row;
 use std::collections::{BTreeSet, HashSet};
 
 use rhizome_core::privacy::HostDeclaration;
-use rhizome_core::{Clock, InstanceId, PublicKey};
+use rhizome_core::{Clock, InstanceId, PublicKey, UncheckedClock};
 use rhizome_store::{Direction, Peer, PeerStore, Result as StoreResult, Trust};
 
 use crate::{bad_row, instance_col, key_col, text_col, u64_col, End, PgStore, Result, Retry};
 
+/// A clock this store wrote: its keys are not checked again (see [`UncheckedClock`]).
 fn clock_col(text: &str, what: &str) -> Result<Clock> {
-    serde_json::from_str(text).map_err(|e| bad_row(what, e))
+    serde_json::from_str::<UncheckedClock>(text)
+        .map(UncheckedClock::trusted)
+        .map_err(|e| bad_row(what, e))
 }
 
 fn clock_text(c: &Clock) -> String {

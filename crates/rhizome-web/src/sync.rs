@@ -101,7 +101,7 @@ fn report_words(r: &SyncReport) -> Markup {
         h2 { "What came from there" }
         @match &r.pull {
             Some(outcome) => (outcome_words(outcome)),
-            None => p.muted { "Nothing was taken." },
+            None => p.muted { "Nothing new: this home already had everything that one holds for it." },
         }
         h2 { "What went there" }
         @match &r.push {
