@@ -760,6 +760,11 @@ pub struct SyncArgs {
     /// Only push
     #[arg(long)]
     pub push_only: bool,
+    /// Ask the server to age-encrypt what it sends to this instance's key (PROTOCOL 8.12), on
+    /// top of TLS: for a link through a TLS-terminating proxy. The server must know this
+    /// instance's key, from an earlier push or stick
+    #[arg(long, conflicts_with = "push_only")]
+    pub encrypt: bool,
     /// Extra trusted root certificates (PEM), for a server with a private CA's certificate
     #[arg(long, env = "RHIZOME_CA_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,

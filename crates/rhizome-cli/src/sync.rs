@@ -13,7 +13,7 @@ use rhizome_node::text::printable;
 use rhizome_node::{StoreLocation, Trust};
 
 use crate::cli::SyncArgs;
-use crate::exit::{fail, INVALID_INPUT, LINK_DOWN, REFUSED_BY_PEER, WRONG_PEER};
+use crate::exit::{fail, INVALID_INPUT, LINK_DOWN, PARTIAL, REFUSED_BY_PEER, WRONG_PEER};
 use crate::home;
 
 fn bars() -> (indicatif::ProgressBar, indicatif::ProgressBar) {
@@ -40,6 +40,7 @@ pub fn run(at: &StoreLocation, args: &SyncArgs, json: bool) -> Result<()> {
     opts.pin = pin;
     opts.pull = !args.push_only;
     opts.push = !args.pull_only;
+    opts.encrypt = args.encrypt;
     opts.ca_file = args.ca_file.clone();
     opts.attempts = args.attempts.max(1);
     opts.backoff = Duration::from_millis(args.backoff_ms);
@@ -78,9 +79,20 @@ pub fn run(at: &StoreLocation, args: &SyncArgs, json: bool) -> Result<()> {
         HttpsError::Node(n) => n.into(),
         other => other.into(),
     })?;
+    // As for a bundle on a stick: refused lines make the exit code 9 (PARTIAL).
+    let verdict = match &report.pull {
+        Some(ImportOutcome::Imported(r)) if r.refused_total > 0 => Err(fail(
+            PARTIAL,
+            format!(
+                "{} pulled event(s) refused; the valid rest was kept",
+                r.refused_total
+            ),
+        )),
+        _ => Ok(()),
+    };
     if json {
         say!("{}", serde_json::to_string(&report)?);
-        return Ok(());
+        return verdict;
     }
     let s = &report.server;
     if s.standing.is_none() {
@@ -149,5 +161,5 @@ pub fn run(at: &StoreLocation, args: &SyncArgs, json: bool) -> Result<()> {
     if s.standing == Some(Trust::Blocked) {
         say!("(this instance is blocked here)");
     }
-    Ok(())
+    verdict
 }

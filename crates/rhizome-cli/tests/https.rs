@@ -155,6 +155,15 @@ fn two_homes_sync_both_ways_over_tls_and_again_with_nothing_new() {
         words.contains("pushed  nothing: the server lacks nothing"),
         "{words}"
     );
+    // Pulled sealed to the school's key (the hub knows it from the push): the same import.
+    rz(&hub)
+        .args(["post", "sealed for the school"])
+        .assert()
+        .success();
+    let sealed = json(&school, &["sync", &server.url, "--pull-only", "--encrypt"]);
+    assert_eq!(sealed["pull"]["outcome"], "imported", "{sealed}");
+    assert_eq!(sealed["pull"]["new"], 1, "{sealed}");
+    assert!(texts(&school).contains(&"sealed for the school".to_string()));
 }
 
 #[test]

@@ -53,6 +53,8 @@ pub struct SyncOptions {
     pub pull: bool,
     /// Push.
     pub push: bool,
+    /// Ask for the pulled bundle age-encrypted to this instance's key.
+    pub encrypt: bool,
     /// Extra root certificates (PEM) for servers with CA-issued certificates.
     pub ca_file: Option<PathBuf>,
     /// Attempts per step on a broken link (at least 1).
@@ -71,6 +73,7 @@ impl SyncOptions {
             pin: None,
             pull: true,
             push: true,
+            encrypt: false,
             ca_file: None,
             attempts: 4,
             backoff: Duration::from_secs(1),
@@ -483,11 +486,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 async fn pull_once(
     client: &Client,
     local: &Local,
+    encrypt: bool,
     on: &OnProgress,
 ) -> Result<Option<ImportOutcome>> {
     let l = local.clone();
     let clock: Clock = blocking(move || l.open()?.clock()).await??;
-    let body = to_canonical(&json!({"clock": clock, "encrypt": false}));
+    let body = to_canonical(&json!({"clock": clock, "encrypt": encrypt}));
     let digest = ContentDigest::of(&body);
     let len = body.len() as u64;
     let (resp, sent) = client
@@ -843,7 +847,10 @@ pub async fn sync(local: Local, opts: SyncOptions, on: OnProgress) -> Result<Syn
         )));
     }
     let pull = if opts.pull {
-        with_retries(&opts, &on, &mut retries, || pull_once(&client, &local, &on)).await?
+        with_retries(&opts, &on, &mut retries, || {
+            pull_once(&client, &local, opts.encrypt, &on)
+        })
+        .await?
     } else {
         None
     };

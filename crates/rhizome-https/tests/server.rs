@@ -14,7 +14,7 @@ use rhizome_https::descriptor::Descriptor;
 use rhizome_https::paths;
 use rhizome_https::server::{Limits, ServeConfig, Server, TlsSource};
 use rhizome_httpsig::{sign_request, ContentDigest, Nonce};
-use rhizome_node::exchange::{Base, ExportRequest};
+use rhizome_node::exchange::{Base, ExportRequest, ImportOutcome};
 use rhizome_node::{
     InitRequest, KeySession, NoPassphrase, Node, Policy, Protection, StoreLocation, Transport,
 };
@@ -684,4 +684,63 @@ async fn a_pull_that_lacks_nothing_is_204_and_a_bad_clock_key_is_400() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
+}
+
+/// `"encrypt":true`: the pulled bundle is age-encrypted to the caller's published key (known
+/// from a bundle it sent), and the caller opens and imports it with its instance key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_pull_is_sealed_to_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Home::new(dir.path(), "hub");
+    let school = Home::new(dir.path(), "school");
+    let server = start(&hub, Limits::default(), true).await;
+    let conn = RawConnection::open(&server.url, Some(server.id))
+        .await
+        .unwrap();
+    let pull = |clock: &Clock| {
+        rhizome_core::canonical::to_canonical(&serde_json::json!({"clock": clock, "encrypt": true}))
+    };
+    // Unknown caller: its key is not known, so nothing can be sealed to it.
+    let body = pull(&Clock::new());
+    let headers = signed(&conn, &school.key, "POST", paths::PULL, Some(&body), now());
+    let (status, _, answer) = send(&server, "POST", paths::PULL, &headers, body).await;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(reason(&answer), "invalid");
+    // Once its bundle (which publishes its age recipient) is in, the pull is sealed.
+    let pushed = school.bundle();
+    let headers = signed(
+        &conn,
+        &school.key,
+        "POST",
+        paths::PUSH,
+        Some(&pushed),
+        now(),
+    );
+    let (status, _, _) = send(&server, "POST", paths::PUSH, &headers, pushed).await;
+    assert_eq!(status, 200);
+    let body = pull(&school.node().clock().unwrap());
+    let headers = signed(&conn, &school.key, "POST", paths::PULL, Some(&body), now());
+    let (status, _, sealed) = send(&server, "POST", paths::PULL, &headers, body).await;
+    assert_eq!(status, 200);
+    assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
+    assert!(
+        !sealed.windows(3).any(|w| w == b"hub"),
+        "the hub's name shows in clear"
+    );
+    // Opened with the school's instance key: a first bundle from the hub, held for approval.
+    let outcome = school
+        .node()
+        .import(
+            Box::new(std::io::Cursor::new(sealed)),
+            None,
+            Transport::Https,
+            &mut |_| {},
+        )
+        .unwrap();
+    let ImportOutcome::Held(held) = outcome else {
+        panic!("expected a held bundle, got {outcome:?}");
+    };
+    assert_eq!(held.held.instance_id, hub.id);
+    assert_eq!(held.check.event_lines, 1, "the hub's own post");
+    assert_eq!(held.check.status, rhizome_node::Status::Complete);
 }
