@@ -630,7 +630,7 @@ async fn push_piece(
             return Ok(None);
         }
         let prepared = node.prepare_push(&server, theirs.clone(), max)?;
-        if prepared.preview().events == 0 {
+        if prepared.is_empty() {
             return Ok(None);
         }
         let file = tempfile::tempfile().map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;

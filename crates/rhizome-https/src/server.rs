@@ -752,7 +752,7 @@ async fn pull(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
         };
         // Nothing to send: no bundle (its manifest alone carries two whole clocks), nothing
         // recorded on either side.
-        let lacks = prepared.preview().events > 0;
+        let lacks = !prepared.is_empty();
         let _ = ready_tx.send(Ok(lacks));
         if !lacks {
             return;

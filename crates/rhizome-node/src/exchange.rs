@@ -111,6 +111,12 @@ impl PreparedExport {
         self.peer.as_ref()
     }
 
+    /// Whether it carries no event line at all (no event, no fork evidence). Cheaper than
+    /// [`PreparedExport::preview`], which signs the manifest to measure it.
+    pub fn is_empty(&self) -> bool {
+        self.plan.manifest.counts.events == 0
+    }
+
     /// Whether the peer lacks more than this export carries (it was cut to a size).
     pub fn partial(&self) -> bool {
         self.partial
