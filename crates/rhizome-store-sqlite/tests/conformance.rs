@@ -94,10 +94,10 @@ fn schema_8_migration_fills_the_profile_view() {
     }
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        // Back to schema 7: migrations 8 and 9 undone.
+        // Back to schema 7: migrations 8 to 10 undone.
         conn.execute_batch(
             "DROP TABLE v_profiles; ALTER TABLE quarantine DROP COLUMN incomplete;
-             PRAGMA user_version = 7;",
+             DROP INDEX v_timeline_target; PRAGMA user_version = 7;",
         )
         .unwrap();
     }
@@ -155,7 +155,7 @@ fn schema_6_migration_replays_the_limited_index() {
              ALTER TABLE peers DROP COLUMN age_recipient;
              ALTER TABLE quarantine DROP COLUMN blob; DROP TABLE blocked_instances;
              DROP TABLE v_profiles; ALTER TABLE quarantine DROP COLUMN incomplete;
-             PRAGMA user_version = 5;",
+             DROP INDEX v_timeline_target; PRAGMA user_version = 5;",
         )
         .unwrap();
     }
