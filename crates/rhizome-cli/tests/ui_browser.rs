@@ -121,8 +121,13 @@ async fn client_saving_to(driver: &Driver, downloads: Option<&Path>) -> Client {
 
 /// Saves a screenshot of the current page at desktop and phone widths.
 async fn shots(c: &Client, name: &str) {
+    shots_at(c, name, DESKTOP).await;
+}
+
+/// Saves screenshots at `desktop` (a taller window shows a whole page) and at phone size.
+async fn shots_at(c: &Client, name: &str, desktop: (u32, u32)) {
     let dir = screenshots();
-    for (label, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
+    for (label, (w, h)) in [("desktop", desktop), ("phone", PHONE)] {
         c.set_window_size(w, h).await.unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         let png = c.screenshot().await.unwrap();
@@ -265,14 +270,27 @@ fn a_person_reads_the_feed_opens_a_thread_comments_and_sees_it() {
             .unwrap();
         let page = wait_for(&c, "Written in the browser").await;
         assert!(page.contains("Replies (2)"), "{page}");
-        for (path, name) in [
-            ("/people", "people"),
-            ("/carry", "carry"),
-            ("/starred", "starred"),
+        for (path, name, desktop) in [
+            ("/people", "people", DESKTOP),
+            // Tall enough for every form: export, import and sync with a URL.
+            ("/carry", "carry", (DESKTOP.0, 1200)),
+            ("/starred", "starred", DESKTOP),
         ] {
             c.goto(&format!("{}{path}", ui.base())).await.unwrap();
             wait_for(&c, "Rhizome").await;
-            shots(&c, name).await;
+            shots_at(&c, name, desktop).await;
+            if path == "/carry" {
+                // The address field is styled like the others: as wide as its form.
+                let ratio = c
+                    .execute(
+                        "const f = document.getElementById('sync-url');
+                         return f.getBoundingClientRect().width / f.form.getBoundingClientRect().width;",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                assert!(ratio.as_f64().unwrap() > 0.95, "sync address field width: {ratio}");
+            }
         }
         // A post from the page, to a circle.
         c.goto(&format!("{}/", ui.base())).await.unwrap();

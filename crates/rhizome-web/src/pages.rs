@@ -363,8 +363,8 @@ fn ordered(root: &Hash, replies: &[(Reply, Shown)]) -> Vec<usize> {
     out
 }
 
-/// A thread: the root, who liked it, its tags, who reshared it, and the replies nested below it, with the
-/// forms that answer it.
+/// A thread: the root, who liked it, its tags, who reshared it, and the replies nested below
+/// it, with the forms that answer it.
 pub(crate) async fn thread(
     State(app): State<Arc<App>>,
     Extension(session): Extension<Session>,
