@@ -73,7 +73,8 @@ fn newer_schema_is_refused() {
     );
 }
 
-/// A store from before schema 8 gets its profile view on open, filled from the log.
+/// A store from before schema 8 gets its profile view on open, filled from the log, and the
+/// index of reshares by target (schema 10).
 #[test]
 fn schema_8_migration_fills_the_profile_view() {
     let dir = tempfile::tempdir().unwrap();
@@ -111,6 +112,23 @@ fn schema_8_migration_fills_the_profile_view() {
         "Old"
     );
     assert!(store.check_views().is_ok_and(|c| c.ok()));
+    drop(store);
+    // Migration 10 made the index that finds reshares by target, and the query uses it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT hash, author, ts FROM v_timeline
+             WHERE target = x'00' AND kind = 'RESHARE' ORDER BY ts, hash",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|p| p.contains("v_timeline_target")),
+        "reshares by target scan the timeline: {plan:?}"
+    );
 }
 
 /// A store from before schema 6: the migration rebuilds the index of limited payloads from the
