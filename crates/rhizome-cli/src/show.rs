@@ -104,11 +104,20 @@ pub fn thread(location: &StoreLocation, hash: &str, json: bool) -> Result<()> {
                 Ok(v)
             })
             .collect::<Result<Vec<_>>>()?;
+        let reshares = t
+            .reshares
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r)?;
+                v["name"] = json!(names.name(&r.author));
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>>>()?;
         say!(
             "{}",
             json!({"root": {"hash": root.hash, "author": root.header.author, "name": names.name(&root.header.author), "type": root.header.kind.as_str(),
                             "timestamp": root.header.timestamp, "text": t.shown.text,
-                            "likes": t.likers, "tags": t.tags},
+                            "likes": t.likers, "tags": t.tags, "reshares": reshares},
                    "replies": list})
         );
         return Ok(());
@@ -123,6 +132,14 @@ pub fn thread(location: &StoreLocation, hash: &str, json: bool) -> Result<()> {
     if !t.likers.is_empty() {
         let who: Vec<String> = t.likers.iter().map(|k| names.of(k)).collect();
         say!("  liked by {}", who.join(", "));
+    }
+    for r in &t.reshares {
+        say!(
+            "  reshared by {} at {}  {}",
+            names.of(&r.author),
+            when(r.ts),
+            &r.hash.to_hex()[..12]
+        );
     }
     // Print depth-first: children of each node in time order.
     let mut children: HashMap<Hash, Vec<&(rhizome_node::Reply, Shown)>> = HashMap::new();

@@ -87,8 +87,14 @@ fn browser() -> Option<(Driver, tokio::runtime::Runtime)> {
 }
 
 async fn client(driver: &Driver) -> Client {
+    client_saving_to(driver, None).await
+}
+
+/// A browser session; with `downloads`, files the browser downloads are saved there without
+/// asking (Chromium's download preferences, set in the session's capabilities).
+async fn client_saving_to(driver: &Driver, downloads: Option<&Path>) -> Client {
     let profile = driver._profile.path().display().to_string();
-    let caps = serde_json::json!({
+    let mut caps = serde_json::json!({
         "goog:chromeOptions": {
             "binary": CHROMIUM,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -96,6 +102,14 @@ async fn client(driver: &Driver) -> Client {
         },
         "unhandledPromptBehavior": "ignore",
     });
+    if let Some(dir) = downloads {
+        caps["goog:chromeOptions"]["prefs"] = serde_json::json!({
+            "download.default_directory": dir.display().to_string(),
+            "download.prompt_for_download": false,
+            "download.directory_upgrade": true,
+            "safebrowsing.enabled": false,
+        });
+    }
     let caps = caps.as_object().unwrap().clone();
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     ClientBuilder::new(connector)
@@ -107,8 +121,13 @@ async fn client(driver: &Driver) -> Client {
 
 /// Saves a screenshot of the current page at desktop and phone widths.
 async fn shots(c: &Client, name: &str) {
+    shots_at(c, name, DESKTOP).await;
+}
+
+/// Saves screenshots at `desktop` (a taller window shows a whole page) and at phone size.
+async fn shots_at(c: &Client, name: &str, desktop: (u32, u32)) {
     let dir = screenshots();
-    for (label, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
+    for (label, (w, h)) in [("desktop", desktop), ("phone", PHONE)] {
         c.set_window_size(w, h).await.unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         let png = c.screenshot().await.unwrap();
@@ -136,6 +155,28 @@ async fn wait_for(c: &Client, needle: &str) -> String {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "waited for {needle:?}; the page says:\n{t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (at most 30 s) until the browser has finished downloading `name` into `dir`: the file
+/// is there and no partial download (`.crdownload`) is left. Returns its path.
+async fn downloaded(dir: &Path, name: &str) -> std::path::PathBuf {
+    let start = Instant::now();
+    let file = dir.join(name);
+    loop {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let partial = names.iter().any(|n| n.ends_with(".crdownload"));
+        if file.is_file() && !partial {
+            return file;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the browser did not finish downloading {name}; the folder holds {names:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -176,6 +217,16 @@ fn a_person_reads_the_feed_opens_a_thread_comments_and_sees_it() {
         .success();
     rz(&home).args(["tag", &hash, "village"]).assert().success();
     rz(&home)
+        .args([
+            "--as",
+            "teacher",
+            "reshare",
+            &hash,
+            "Everyone should read this",
+        ])
+        .assert()
+        .success();
+    rz(&home)
         .args(["post", "--circle", "staff", "Staff meeting at noon"])
         .assert()
         .success();
@@ -207,6 +258,7 @@ fn a_person_reads_the_feed_opens_a_thread_comments_and_sees_it() {
         let page = wait_for(&c, "Thank you!").await;
         assert!(page.contains("Liked by"), "{page}");
         assert!(page.contains("village"));
+        assert!(page.contains("Reshared by teacher"), "{page}");
         shots(&c, "thread").await;
         let area = c.find(Locator::Id("comment-text")).await.unwrap();
         area.send_keys("Written in the browser").await.unwrap();
@@ -218,14 +270,27 @@ fn a_person_reads_the_feed_opens_a_thread_comments_and_sees_it() {
             .unwrap();
         let page = wait_for(&c, "Written in the browser").await;
         assert!(page.contains("Replies (2)"), "{page}");
-        for (path, name) in [
-            ("/people", "people"),
-            ("/carry", "carry"),
-            ("/starred", "starred"),
+        for (path, name, desktop) in [
+            ("/people", "people", DESKTOP),
+            // Tall enough for every form: export, import and sync with a URL.
+            ("/carry", "carry", (DESKTOP.0, 1200)),
+            ("/starred", "starred", DESKTOP),
         ] {
             c.goto(&format!("{}{path}", ui.base())).await.unwrap();
             wait_for(&c, "Rhizome").await;
-            shots(&c, name).await;
+            shots_at(&c, name, desktop).await;
+            if path == "/carry" {
+                // The address field is styled like the others: as wide as its form.
+                let ratio = c
+                    .execute(
+                        "const f = document.getElementById('sync-url');
+                         return f.getBoundingClientRect().width / f.form.getBoundingClientRect().width;",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                assert!(ratio.as_f64().unwrap() > 0.95, "sync address field width: {ratio}");
+            }
         }
         // A post from the page, to a circle.
         c.goto(&format!("{}/", ui.base())).await.unwrap();
@@ -337,7 +402,7 @@ fn a_stick_from_an_unknown_school_waits_for_approval_then_shows() {
 }
 
 #[test]
-fn an_export_for_a_peer_is_a_bundle_the_cli_accepts() {
+fn an_export_for_a_peer_downloads_in_the_browser_a_bundle_the_cli_accepts() {
     let Some((driver, rt)) = browser() else {
         return;
     };
@@ -363,10 +428,15 @@ fn an_export_for_a_peer_is_a_bundle_the_cli_accepts() {
         .assert()
         .success();
     rz(&a).args(["post", "news from school"]).assert().success();
+    // What the ship lacks: everything here but its own events.
+    let expected = events(&a) - events(&b);
+    assert!(expected >= 2, "the school's profile and post at least");
     let out = dir.path().join("for-ship.bundle");
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
     let ui = Ui::start(&a);
-    rt.block_on(async {
-        let c = client(&driver).await;
+    let got = rt.block_on(async {
+        let c = client_saving_to(&driver, Some(&downloads)).await;
         c.goto(&ui.url).await.unwrap();
         c.goto(&format!("{}/carry", ui.base())).await.unwrap();
         c.find(Locator::Css(&format!(
@@ -385,7 +455,19 @@ fn an_export_for_a_peer_is_a_bundle_the_cli_accepts() {
             .unwrap();
         let page = wait_for(&c, "before compression").await;
         assert!(page.contains("For ship"), "{page}");
+        assert!(
+            page.contains(&format!("{expected} events in")),
+            "the size before writing: {page}"
+        );
         shots(&c, "export").await;
+        // The browser itself downloads the bundle, into the folder its session was given.
+        c.find(Locator::Css("form[action='/export/download'] button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let got = downloaded(&downloads, &format!("rhizome-for-{b_id}.bundle")).await;
         c.find(Locator::Id("export-path"))
             .await
             .unwrap()
@@ -400,7 +482,18 @@ fn an_export_for_a_peer_is_a_bundle_the_cli_accepts() {
             .unwrap();
         wait_for(&c, "Wrote").await;
         c.close().await.unwrap();
+        got
     });
+    // The real CLI accepts the downloaded file: whole, signed for the ship, every event there.
+    let inspected = json(&b, &["bundle", "inspect", got.to_str().unwrap()]);
+    assert_eq!(
+        inspected["manifest"]["recipient"],
+        b_id.as_str(),
+        "{inspected}"
+    );
+    assert_eq!(inspected["event_lines"], expected, "{inspected}");
+    assert_eq!(inspected["malformed_lines"], 0, "{inspected}");
+    assert_eq!(inspected["status"], "complete", "{inspected}");
     let inspected = json(&a, &["bundle", "inspect", out.to_str().unwrap()]);
     assert_eq!(
         inspected["manifest"]["recipient"],

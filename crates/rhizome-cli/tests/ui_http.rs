@@ -412,3 +412,96 @@ fn the_page_syncs_with_a_home_over_https_with_the_same_trust_rules() {
     let log = rz(&ship).args(["log", "--json"]).output().unwrap();
     assert!(String::from_utf8_lossy(&log.stdout).contains("hello over https"));
 }
+
+#[test]
+fn the_thread_page_shows_who_reshared_a_post_from_another_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    init(&a, "school");
+    // The resharer's name is markup, to show it is escaped like every remote text.
+    rz(&b)
+        .args([
+            "init",
+            "--name",
+            "ship",
+            "--author",
+            "Cap <b>tain</b>",
+            "--no-passphrase",
+        ])
+        .assert()
+        .success();
+    let hash = json(&a, &["post", "Water for everyone"])["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A's post travels to B, B reshares it, the reshare travels back: two real imports.
+    let to_b = dir.path().join("to-b.bundle");
+    rz(&a)
+        .args(["export", "--all", "--to"])
+        .arg(&to_b)
+        .assert()
+        .success();
+    rz(&b)
+        .env("RHIZOME_TRUST_ON_FIRST_USE", "1")
+        .arg("import")
+        .arg(&to_b)
+        .assert()
+        .success();
+    let reshare = json(&b, &["reshare", &hash, "read this"])["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let captain = json(&b, &["whoami"])["authors"][0]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let to_a = dir.path().join("to-a.bundle");
+    rz(&b)
+        .args(["export", "--all", "--to"])
+        .arg(&to_a)
+        .assert()
+        .success();
+    rz(&a)
+        .env("RHIZOME_TRUST_ON_FIRST_USE", "1")
+        .arg("import")
+        .arg(&to_a)
+        .assert()
+        .success();
+
+    let ui = Ui::start(&a);
+    let cookie = ui.login();
+    let page = ui.send(&format!(
+        "GET /thread/{hash} HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\n\r\n",
+        ui.host()
+    ));
+    assert_eq!(page.status, 200, "{page:?}");
+    let at = page
+        .body
+        .find("Reshared by")
+        .unwrap_or_else(|| panic!("no reshare on the thread page: {}", page.body));
+    let entry = &page.body[at..];
+    let entry = &entry[..entry.find("</li>").unwrap()];
+    assert!(
+        entry.contains("Cap &lt;b&gt;tain&lt;/b&gt;"),
+        "the resharer's name, escaped: {entry}"
+    );
+    assert!(!page.body.contains("<b>tain"), "markup from another home");
+    assert!(
+        entry.contains(&captain[..16]),
+        "the resharer's fingerprint: {entry}"
+    );
+    assert!(entry.contains(" at <time"), "when: {entry}");
+    assert!(
+        entry.contains(&format!("href=\"/thread/{reshare}\"")),
+        "a link to the reshare: {entry}"
+    );
+    assert_eq!(page.body.matches("Reshared by").count(), 1);
+
+    // The CLI's thread shows the same reshare, from the same node read.
+    let t = json(&a, &["thread", &hash]);
+    let listed = t["root"]["reshares"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{t}");
+    assert_eq!(listed[0]["hash"], reshare.as_str());
+    assert_eq!(listed[0]["author"], captain.as_str());
+    assert_eq!(listed[0]["name"], "Cap <b>tain</b>");
+}

@@ -36,7 +36,9 @@ pub use location::{redact, StoreLocation, DB_FILE};
 pub use rhizome_sync::{Policy, Transport};
 
 /// The values front-ends present, re-exported so that a front-end depends on the node alone.
-pub use rhizome_store::{Circle, Cursor, ForkRecord, Held, Peer, Reply, StoreError, Trust};
+pub use rhizome_store::{
+    Circle, Cursor, ForkRecord, Held, Peer, Reply, Reshare, StoreError, Trust,
+};
 pub use rhizome_sync::{ImportReport, Inspection, Refusal, Status};
 
 /// Milliseconds since the Unix epoch.

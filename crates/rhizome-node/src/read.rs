@@ -10,8 +10,8 @@ use rhizome_core::chain::ChainWalk;
 use rhizome_core::event::verify_batch;
 use rhizome_core::{Event, Hash, PublicKey};
 use rhizome_store::{
-    Circle, Cursor, LocalAuthor, LogStats, Reply, Skipped, Store, TableDigest, TimelineItem,
-    ViewCheck,
+    Circle, Cursor, LocalAuthor, LogStats, Reply, Reshare, Skipped, Store, TableDigest,
+    TimelineItem, ViewCheck,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -122,7 +122,7 @@ pub struct FeedPage {
     pub next: Option<Cursor>,
 }
 
-/// A thread: its root and every reply below it.
+/// A thread: its root, who liked, tagged and reshared it, and every reply below it.
 #[derive(Debug, Clone)]
 pub struct Thread {
     /// The root event.
@@ -133,6 +133,8 @@ pub struct Thread {
     pub likers: Vec<PublicKey>,
     /// Tags on the root.
     pub tags: Vec<String>,
+    /// Reshares of the root, oldest first.
+    pub reshares: Vec<Reshare>,
     /// Replies, oldest first, each with what it shows.
     pub replies: Vec<(Reply, Shown)>,
 }
@@ -349,6 +351,7 @@ impl Node {
             root: event,
             likers: self.store.likers(&root)?,
             tags: self.store.tags_of(&root)?,
+            reshares: self.store.reshares(&root)?,
             replies,
         })
     }

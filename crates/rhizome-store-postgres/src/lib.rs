@@ -99,6 +99,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_views.sql"),
     include_str!("../migrations/0003_peers_quarantine.sql"),
     include_str!("../migrations/0004_quarantine_incomplete.sql"),
+    include_str!("../migrations/0005_reshares_index.sql"),
 ];
 
 /// Current schema version of this build: the number of migrations.

@@ -24,8 +24,8 @@ use rhizome_core::views::{
 };
 use rhizome_core::{Event, Hash, PublicKey};
 use rhizome_store::{
-    Circle, Cursor, Profile, Reply, Result as StoreResult, Skipped, TableDigest, TimelineItem,
-    ViewCheck, ViewStore,
+    Circle, Cursor, Profile, Reply, Reshare, Result as StoreResult, Skipped, TableDigest,
+    TimelineItem, ViewCheck, ViewStore,
 };
 
 use crate::log::{decode_event, events_after};
@@ -963,6 +963,27 @@ impl ViewStore for PgStore {
             )?
             .into_iter()
             .map(|r| key(r.get(0)))
+            .collect()
+        })
+    }
+
+    fn reshares(&self, target: &Hash) -> StoreResult<Vec<Reshare>> {
+        self.with(|c| {
+            c.query(
+                &format!(
+                    "SELECT hash, author, ts FROM v_timeline WHERE target = $1 AND kind = 'RESHARE'
+                     AND author {NOT_BLOCKED} ORDER BY ts, hash"
+                ),
+                &[&h(target)],
+            )?
+            .into_iter()
+            .map(|r| {
+                Ok(Reshare {
+                    hash: hash(r.get(0))?,
+                    author: key(r.get(1))?,
+                    ts: u64_col(r.get(2)),
+                })
+            })
             .collect()
         })
     }

@@ -66,6 +66,7 @@ run!(
     views_timeline_pages_by_cursor,
     views_thread_depths,
     views_likers,
+    views_reshares,
     views_starred_last_by_seq,
     views_latest_profile_wins,
     views_circles,

@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_quarantine_blobs_blocked_ids.sql"),
     include_str!("../migrations/0008_profiles.sql"),
     include_str!("../migrations/0009_quarantine_incomplete.sql"),
+    include_str!("../migrations/0010_reshares_index.sql"),
 ];
 
 /// Current schema version of this build: the number of migrations.

@@ -16,8 +16,8 @@ use rhizome_core::views::{
 };
 use rhizome_core::{Event, Hash, PublicKey};
 use rhizome_store::{
-    Circle, Cursor, Profile, Reply, Result as StoreResult, Skipped, TableDigest, TimelineItem,
-    ViewCheck, ViewStore,
+    Circle, Cursor, Profile, Reply, Reshare, Result as StoreResult, Skipped, TableDigest,
+    TimelineItem, ViewCheck, ViewStore,
 };
 
 use crate::{key_col, run, Error, Result, SqliteStore};
@@ -458,6 +458,32 @@ pub(crate) fn likers(conn: &rusqlite::Connection, target: &Hash) -> Result<Vec<P
     rows.into_iter().map(key).collect()
 }
 
+pub(crate) fn reshares(conn: &rusqlite::Connection, target: &Hash) -> Result<Vec<Reshare>> {
+    // Served by the index v_timeline_target (migration 10), not a scan of the timeline.
+    let mut stmt = conn.prepare_cached(
+        "SELECT hash, author, ts FROM v_timeline WHERE target = ?1 AND kind = 'RESHARE'
+         AND author NOT IN (SELECT author FROM blocked_authors) ORDER BY ts, hash",
+    )?;
+    let rows = stmt
+        .query_map([h(target)], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(hs, a, ts)| {
+            Ok(Reshare {
+                hash: hash(hs)?,
+                author: key(a)?,
+                ts: ts as u64,
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn starred(conn: &rusqlite::Connection, author: &PublicKey) -> Result<Vec<Hash>> {
     let mut stmt = conn.prepare_cached(
         "SELECT target FROM v_stars WHERE author = ?1 AND starred = 1 ORDER BY seq DESC",
@@ -667,6 +693,10 @@ impl ViewStore for SqliteStore {
 
     fn likers(&self, target: &Hash) -> StoreResult<Vec<PublicKey>> {
         run(|| likers(&self.conn, target))
+    }
+
+    fn reshares(&self, target: &Hash) -> StoreResult<Vec<Reshare>> {
+        run(|| reshares(&self.conn, target))
     }
 
     fn starred(&self, author: &PublicKey) -> StoreResult<Vec<Hash>> {

@@ -73,7 +73,8 @@ fn newer_schema_is_refused() {
     );
 }
 
-/// A store from before schema 8 gets its profile view on open, filled from the log.
+/// A store from before schema 8 gets its profile view on open, filled from the log, and the
+/// index of reshares by target (schema 10).
 #[test]
 fn schema_8_migration_fills_the_profile_view() {
     let dir = tempfile::tempdir().unwrap();
@@ -94,10 +95,10 @@ fn schema_8_migration_fills_the_profile_view() {
     }
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        // Back to schema 7: migrations 8 and 9 undone.
+        // Back to schema 7: migrations 8 to 10 undone.
         conn.execute_batch(
             "DROP TABLE v_profiles; ALTER TABLE quarantine DROP COLUMN incomplete;
-             PRAGMA user_version = 7;",
+             DROP INDEX v_timeline_target; PRAGMA user_version = 7;",
         )
         .unwrap();
     }
@@ -111,6 +112,23 @@ fn schema_8_migration_fills_the_profile_view() {
         "Old"
     );
     assert!(store.check_views().is_ok_and(|c| c.ok()));
+    drop(store);
+    // Migration 10 made the index that finds reshares by target, and the query uses it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT hash, author, ts FROM v_timeline
+             WHERE target = x'00' AND kind = 'RESHARE' ORDER BY ts, hash",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|p| p.contains("v_timeline_target")),
+        "reshares by target scan the timeline: {plan:?}"
+    );
 }
 
 /// A store from before schema 6: the migration rebuilds the index of limited payloads from the
@@ -155,7 +173,7 @@ fn schema_6_migration_replays_the_limited_index() {
              ALTER TABLE peers DROP COLUMN age_recipient;
              ALTER TABLE quarantine DROP COLUMN blob; DROP TABLE blocked_instances;
              DROP TABLE v_profiles; ALTER TABLE quarantine DROP COLUMN incomplete;
-             PRAGMA user_version = 5;",
+             DROP INDEX v_timeline_target; PRAGMA user_version = 5;",
         )
         .unwrap();
     }

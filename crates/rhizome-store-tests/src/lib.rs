@@ -73,6 +73,7 @@ macro_rules! __with_cases {
             views_timeline_pages_by_cursor,
             views_thread_depths,
             views_likers,
+            views_reshares,
             views_starred_last_by_seq,
             views_latest_profile_wins,
             views_circles,

@@ -376,6 +376,18 @@ pub struct Reply {
     pub depth: u32,
 }
 
+/// One reshare of an event: a RESHARE whose target it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reshare {
+    /// The RESHARE event's hash.
+    pub hash: Hash,
+    /// Who reshared.
+    pub author: PublicKey,
+    /// Author's timestamp of the reshare, ms.
+    #[serde(rename = "timestamp")]
+    pub ts: u64,
+}
+
 /// A circle and its members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Circle {

@@ -13,8 +13,8 @@ use rhizome_core::{Clock, Event, Hash, InstanceId, PublicKey, Seq, VerifiedEvent
 
 use crate::{
     BatchResult, Circle, Cursor, Direction, ForkRecord, Held, Identity, LocalAuthor, LogStats,
-    Outcome, Peer, Profile, RangePlan, Reply, Result, Skipped, TableDigest, TimelineItem, Trust,
-    ViewCheck,
+    Outcome, Peer, Profile, RangePlan, Reply, Reshare, Result, Skipped, TableDigest, TimelineItem,
+    Trust, ViewCheck,
 };
 
 /// The instance identity, local authors and their host declarations. A local author is
@@ -195,6 +195,8 @@ pub trait ViewStore {
     fn thread(&self, root: &Hash) -> Result<Vec<Reply>>;
     /// Who liked `target`, in key order.
     fn likers(&self, target: &Hash) -> Result<Vec<PublicKey>>;
+    /// Reshares of `target`, oldest first (equal timestamps by hash).
+    fn reshares(&self, target: &Hash) -> Result<Vec<Reshare>>;
     /// Events `author` has starred (and not unstarred), most recent first.
     fn starred(&self, author: &PublicKey) -> Result<Vec<Hash>>;
     /// `owner`'s circles with their members, by name.

@@ -363,8 +363,8 @@ fn ordered(root: &Hash, replies: &[(Reply, Shown)]) -> Vec<usize> {
     out
 }
 
-/// A thread: the root, who liked it, its tags, and the replies nested below it, with the
-/// forms that answer it.
+/// A thread: the root, who liked it, its tags, who reshared it, and the replies nested below
+/// it, with the forms that answer it.
 pub(crate) async fn thread(
     State(app): State<Arc<App>>,
     Extension(session): Extension<Session>,
@@ -376,6 +376,7 @@ pub(crate) async fn thread(
             let names = node.names()?;
             let keys = std::iter::once(thread.root.header.author)
                 .chain(thread.likers.iter().copied())
+                .chain(thread.reshares.iter().map(|r| r.author))
                 .chain(thread.replies.iter().map(|(r, _)| r.author));
             let names = names_map(&names, keys);
             let authors = node.authors()?;
@@ -417,6 +418,16 @@ pub(crate) async fn thread(
                 }
                 @if !d.starred_by.is_empty() {
                     p { "Starred by " (clean(&d.starred_by.join(", "))) }
+                }
+                @if !t.reshares.is_empty() {
+                    ul.plain.reshares aria-label="Reshares" {
+                        @for r in &t.reshares {
+                            li.reshare {
+                                "Reshared by " (known.who(&r.author)) " at " (time(r.ts))
+                                " · " a href={"/thread/" (r.hash)} { "Open the reshare" }
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -298,6 +298,75 @@ pub fn views_likers(fresh: Factory<'_>) {
     );
 }
 
+/// `reshares`: the RESHAREs of one target, with or without a comment, oldest first and equal
+/// timestamps by hash, whether the target has arrived or not; not reshares of other events,
+/// not comments or likes, not a reshare whose payload was withheld (the views skip it), not a
+/// blocked author's; a rebuild gives the same list.
+pub fn views_reshares(fresh: Factory<'_>) {
+    let mut fx = fresh();
+    let s = fx.store.as_mut();
+    let (mut a, mut b, mut c, mut d, mut e) = (
+        Feed::new(1),
+        Feed::new(2),
+        Feed::new(3),
+        Feed::new(4),
+        Feed::new(5),
+    );
+    let p = a.post("reshared");
+    let q = a.post("other");
+    let target = |h: &Hash| json!({ "target": h.to_hex() });
+    let at = T0 + 50_000;
+    let rb = b.add_at("RESHARE", target(&p.hash), at);
+    let rc = c.add_at(
+        "RESHARE",
+        json!({ "target": p.hash.to_hex(), "comment": "see this" }),
+        at,
+    );
+    c.comment(&p.hash, "a comment is no reshare");
+    c.like(&p.hash);
+    d.add_at("RESHARE", target(&q.hash), T0 + 20_000);
+    let rd = d.add_at("RESHARE", target(&p.hash), T0 + 30_000);
+    let withheld = e.add("RESHARE", target(&p.hash)).without_payload();
+    // The reshares arrive before the post they reshare.
+    for f in [&b, &c, &d] {
+        s.append(&f.events).must("append reshares");
+    }
+    s.append(&[withheld]).must("append a withheld reshare");
+    let mut same_ts = vec![(rb.hash, b.pk()), (rc.hash, c.pk())];
+    same_ts.sort();
+    let expected: Vec<(Hash, PublicKey, u64)> = std::iter::once((rd.hash, d.pk(), T0 + 30_000))
+        .chain(same_ts.into_iter().map(|(h, k)| (h, k, at)))
+        .collect();
+    let list = |s: &dyn Store| -> Vec<(Hash, PublicKey, u64)> {
+        s.reshares(&p.hash)
+            .must("reshares")
+            .into_iter()
+            .map(|r| (r.hash, r.author, r.ts))
+            .collect()
+    };
+    assert_eq!(list(&*s), expected, "reshares before the target arrived");
+    s.append(&a.events).must("append the target");
+    assert_eq!(list(&*s), expected, "reshares after the target arrived");
+    assert_eq!(
+        s.reshares(&q.hash).must("reshares").len(),
+        1,
+        "reshares of the other post"
+    );
+    assert!(s.reshares(&absent("r")).must("reshares").is_empty());
+    assert!(
+        s.reshares(&rb.hash).must("reshares").is_empty(),
+        "a reshare's own hash has no reshares"
+    );
+
+    s.block_author(&c.pk()).must("block");
+    let without_c: Vec<_> = expected.iter().filter(|r| r.1 != c.pk()).cloned().collect();
+    assert_eq!(list(&*s), without_c, "a blocked author's reshare listed");
+    s.unblock_author(&c.pk()).must("unblock");
+
+    s.rebuild_views().must("rebuild_views");
+    assert_eq!(list(&*s), expected, "reshares after a rebuild");
+}
+
 /// `profile`: the PROFILE with the highest seq per author decides, even when an earlier one's
 /// payload arrives after it (stored withheld, filled later); a PROFILE the schema refuses
 /// changes nothing and is skipped; a rebuild gives the same row; unknown authors have none.
