@@ -202,6 +202,43 @@ async fn send(
     read_body(resp).await.unwrap()
 }
 
+/// Checks the signature on an answer to `method path` sent with `headers`, against `key`
+/// (covering a `Content-Digest` unless the status is 204, which has no content).
+fn check_answer(
+    key: &rhizome_core::PublicKey,
+    status: u16,
+    answer: &http::HeaderMap,
+    conn: &RawConnection,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<rhizome_httpsig::VerifiedResponse, rhizome_httpsig::AuthError> {
+    let rh: Vec<(String, String)> = answer
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    let rh: Vec<(&str, &str)> = rh.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let qh: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let target = conn.target_uri(path);
+    let request = rhizome_httpsig::Request {
+        method,
+        target_uri: &target,
+        headers: &qh,
+    };
+    rhizome_httpsig::verify_response(
+        status,
+        &rh,
+        request,
+        status != 204,
+        now(),
+        &Default::default(),
+        key,
+    )
+}
+
 fn reason(body: &[u8]) -> String {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     v["reason"].as_str().unwrap_or("").to_string()
@@ -543,32 +580,14 @@ async fn the_descriptor_and_the_answers_are_signed_by_the_instance_key() {
     let headers = signed(&conn, &school.key, "GET", paths::CLOCK, None, now());
     let (status, h, body) = send(&server, "GET", paths::CLOCK, &headers, Vec::new()).await;
     assert_eq!(status, 200);
-    let resp_headers: Vec<(String, String)> = h
-        .iter()
-        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap().to_string()))
-        .collect();
-    let rh: Vec<(&str, &str)> = resp_headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let qh: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let target = conn.target_uri(paths::CLOCK);
-    let request = rhizome_httpsig::Request {
-        method: "GET",
-        target_uri: &target,
-        headers: &qh,
-    };
-    let v = rhizome_httpsig::verify_response(
-        200,
-        &rh,
-        request,
-        true,
-        now(),
-        &Default::default(),
+    let v = check_answer(
         &hub.key.public_key(),
+        200,
+        &h,
+        &conn,
+        "GET",
+        paths::CLOCK,
+        &headers,
     )
     .unwrap();
     v.check_body(&ContentDigest::of(&body)).unwrap();
@@ -576,19 +595,14 @@ async fn the_descriptor_and_the_answers_are_signed_by_the_instance_key() {
     let clock: Clock = serde_json::from_value(clock["clock"].clone()).unwrap();
     assert_eq!(clock, hub.node().clock().unwrap());
     // Checked against another key: refused.
-    let request = rhizome_httpsig::Request {
-        method: "GET",
-        target_uri: &target,
-        headers: &qh,
-    };
-    assert!(rhizome_httpsig::verify_response(
+    assert!(check_answer(
+        &school.key.public_key(),
         200,
-        &rh,
-        request,
-        true,
-        now(),
-        &Default::default(),
-        &school.key.public_key()
+        &h,
+        &conn,
+        "GET",
+        paths::CLOCK,
+        &headers
     )
     .is_err());
 }
@@ -636,29 +650,14 @@ async fn a_pull_that_lacks_nothing_is_204_and_a_bad_clock_key_is_400() {
     let (status, h, answer) = send(&server, "POST", paths::PULL, &headers, body).await;
     assert_eq!(status, 204, "{}", String::from_utf8_lossy(&answer));
     assert!(answer.is_empty());
-    let rh: Vec<(String, String)> = h
-        .iter()
-        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap().to_string()))
-        .collect();
-    let rh: Vec<(&str, &str)> = rh.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-    let qh: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let target = conn.target_uri(paths::PULL);
-    let request = rhizome_httpsig::Request {
-        method: "POST",
-        target_uri: &target,
-        headers: &qh,
-    };
-    rhizome_httpsig::verify_response(
-        204,
-        &rh,
-        request,
-        false,
-        now(),
-        &Default::default(),
+    check_answer(
         &hub.key.public_key(),
+        204,
+        &h,
+        &conn,
+        "POST",
+        paths::PULL,
+        &headers,
     )
     .unwrap();
     // The same, less one feed: a bundle.
