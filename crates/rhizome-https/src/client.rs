@@ -481,16 +481,50 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| HttpsError::Io(format!("a worker failed: {e}")))
 }
 
+/// This instance's node, opened once per sync and used on blocking threads, one step at a time.
+#[derive(Clone)]
+struct Opened(Arc<std::sync::Mutex<Node>>);
+
+impl Opened {
+    async fn open(local: &Local) -> Result<Opened> {
+        let l = local.clone();
+        let node = blocking(move || l.open()).await??;
+        Ok(Opened(Arc::new(std::sync::Mutex::new(node))))
+    }
+
+    /// Starts `f` on the node on a blocking thread at once (not when first polled).
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node) -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        let node = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            f(&mut node
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner))
+        })
+    }
+
+    /// Runs `f` on the node on a blocking thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node) -> T + Send + 'static,
+    ) -> Result<T> {
+        self.spawn(f)
+            .await
+            .map_err(|e| HttpsError::Io(format!("a worker failed: {e}")))
+    }
+}
+
 /// Pulls once: states this instance's clock and imports the streamed answer (`None`: the
 /// server answered that this instance lacks nothing).
 async fn pull_once(
     client: &Client,
-    local: &Local,
+    home: &Opened,
     encrypt: bool,
     on: &OnProgress,
 ) -> Result<Option<ImportOutcome>> {
-    let l = local.clone();
-    let clock: Clock = blocking(move || l.open()?.clock()).await??;
+    let clock: Clock = home.with(|node| node.clock()).await??;
     let body = to_canonical(&json!({"clock": clock, "encrypt": encrypt}));
     let digest = ContentDigest::of(&body);
     let len = body.len() as u64;
@@ -512,10 +546,8 @@ async fn pull_once(
         return Ok(None);
     }
     let (tx, reader) = ChannelReader::new();
-    let l = local.clone();
     let report = Arc::clone(on);
-    let importing = tokio::task::spawn_blocking(move || {
-        let mut node = l.open()?;
+    let importing = home.spawn(move |node| {
         let input = Box::new(BufReader::with_capacity(1 << 16, reader));
         node.import(input, None, Transport::Https, &mut |b| {
             report(Progress::Pulled(b))
@@ -600,7 +632,7 @@ struct Piece {
 /// `None` when the server lacks nothing, or nothing more than when `after` was its clock.
 async fn push_piece(
     client: &Client,
-    local: &Local,
+    home: &Opened,
     server: InstanceId,
     max: u64,
     after: Option<&Clock>,
@@ -615,48 +647,49 @@ async fn push_piece(
         .cloned()
         .and_then(|c| serde_json::from_value(c).ok())
         .ok_or_else(|| HttpsError::Protocol("the clock answer has no valid `clock`".into()))?;
-    let l = local.clone();
     let after = after.cloned();
-    let spooled = blocking(move || -> Result<Option<(Spooled, bool, Clock)>> {
-        let mut node = l.open()?;
-        let theirs = stated.check_against(&node.clock()?).map_err(|e| {
-            HttpsError::Protocol(format!(
-                "the clock answer names a feed that is not a valid key: {e}"
-            ))
-        })?;
-        // A piece delivered without moving the server's clock (it refuses an author, say)
-        // would be sent again forever.
-        if after.as_ref() == Some(&theirs) {
-            return Ok(None);
-        }
-        let prepared = node.prepare_push(&server, theirs.clone(), max)?;
-        if prepared.is_empty() {
-            return Ok(None);
-        }
-        let file = tempfile::tempfile().map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
-        let mut w = HashingWriter {
-            inner: std::io::BufWriter::with_capacity(1 << 20, file),
-            hasher: BodyHasher::new(),
-        };
-        let report = node.export(&prepared, &mut w, &mut |_| {})?;
-        w.flush()
-            .map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
-        let len = w.hasher.len();
-        let digest = w.hasher.finish();
-        let mut file = w
-            .inner
-            .into_inner()
-            .map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
-        std::io::Seek::rewind(&mut file).map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
-        let spooled = Spooled {
-            file,
-            len,
-            digest,
-            events: report.events,
-        };
-        Ok(Some((spooled, prepared.partial(), theirs)))
-    })
-    .await??;
+    let spooled = home
+        .with(move |node| -> Result<Option<(Spooled, bool, Clock)>> {
+            let theirs = stated.check_against(&node.clock()?).map_err(|e| {
+                HttpsError::Protocol(format!(
+                    "the clock answer names a feed that is not a valid key: {e}"
+                ))
+            })?;
+            // A piece delivered without moving the server's clock (it refuses an author, say)
+            // would be sent again forever.
+            if after.as_ref() == Some(&theirs) {
+                return Ok(None);
+            }
+            let prepared = node.prepare_push(&server, theirs.clone(), max)?;
+            if prepared.is_empty() {
+                return Ok(None);
+            }
+            let file =
+                tempfile::tempfile().map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
+            let mut w = HashingWriter {
+                inner: std::io::BufWriter::with_capacity(1 << 20, file),
+                hasher: BodyHasher::new(),
+            };
+            let report = node.export(&prepared, &mut w, &mut |_| {})?;
+            w.flush()
+                .map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
+            let len = w.hasher.len();
+            let digest = w.hasher.finish();
+            let mut file = w
+                .inner
+                .into_inner()
+                .map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
+            std::io::Seek::rewind(&mut file)
+                .map_err(|e| HttpsError::Io(format!("spool file: {e}")))?;
+            let spooled = Spooled {
+                file,
+                len,
+                digest,
+                events: report.events,
+            };
+            Ok(Some((spooled, prepared.partial(), theirs)))
+        })
+        .await??;
     let Some((spooled, partial, theirs)) = spooled else {
         return Ok(None);
     };
@@ -714,7 +747,7 @@ async fn push_piece(
 /// the next grow twice as large (within [`PIECES`]). Each piece has its own attempts.
 async fn push(
     client: &Client,
-    local: &Local,
+    home: &Opened,
     server: InstanceId,
     opts: &SyncOptions,
     on: &OnProgress,
@@ -726,7 +759,7 @@ async fn push(
     loop {
         let piece = with_retries(opts, on, retries, || async {
             let size = max.load(Ordering::Relaxed);
-            let piece = push_piece(client, local, server, size, after.as_ref(), on).await;
+            let piece = push_piece(client, home, server, size, after.as_ref(), on).await;
             if let Err(HttpsError::Link(_)) = &piece {
                 max.store((size / 4).max(*PIECES.start()), Ordering::Relaxed);
             }
@@ -811,8 +844,8 @@ where
 pub async fn sync(local: Local, opts: SyncOptions, on: OnProgress) -> Result<SyncReport> {
     let target = Target::parse(&opts.url)?;
     let roots = Arc::new(crate::tls::roots_from(opts.ca_file.as_deref())?);
-    let l = local.clone();
-    let key = blocking(move || l.open()?.instance_key()).await??;
+    let home = Opened::open(&local).await?;
+    let key = home.with(|node| node.instance_key()).await??;
     let mut client = Client {
         target,
         key,
@@ -831,8 +864,7 @@ pub async fn sync(local: Local, opts: SyncOptions, on: OnProgress) -> Result<Syn
     client.pin = Some(d.instance_id);
     client.server_key = Some(d.public_key);
     let id = d.instance_id;
-    let l = local.clone();
-    let standing = blocking(move || l.open()?.standing(&id)).await??;
+    let standing = home.with(move |node| node.standing(&id)).await??;
     let server = ServerInfo {
         instance_id: d.instance_id,
         public_key: d.public_key,
@@ -848,14 +880,14 @@ pub async fn sync(local: Local, opts: SyncOptions, on: OnProgress) -> Result<Syn
     }
     let pull = if opts.pull {
         with_retries(&opts, &on, &mut retries, || {
-            pull_once(&client, &local, opts.encrypt, &on)
+            pull_once(&client, &home, opts.encrypt, &on)
         })
         .await?
     } else {
         None
     };
     let push = if opts.push {
-        push(&client, &local, id, &opts, &on, &mut retries).await?
+        push(&client, &home, id, &opts, &on, &mut retries).await?
     } else {
         None
     };
